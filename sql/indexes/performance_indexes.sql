@@ -1,0 +1,10 @@
+-- PostgreSQL performance indexes, applied by `nt-mcp db upgrade` after the migrations.
+-- Each index names the query it serves; tests/integration/test_indexes.py seeds the table,
+-- runs that query through EXPLAIN and checks the planner chooses the index.
+
+-- nt_mcp.infra.audit.AuditLog.recent: a principal's latest tool calls, newest first.
+CREATE INDEX IF NOT EXISTS ix_audit_log_principal_ts ON audit_log (principal, ts DESC);
+
+-- nt_mcp.infra.audit.AuditLog.error_count_since: failed calls in the last hour (server_status).
+-- Partial: only failures are indexed, a small fraction of the log.
+CREATE INDEX IF NOT EXISTS ix_audit_log_failures_ts ON audit_log (ts DESC) WHERE outcome <> 'ok';

@@ -1,0 +1,116 @@
+"""The `nt-mcp` command: serve, db upgrade, --version.
+
+Exit codes: 0 done, 1 failed at run time, 2 bad configuration or usage (one line on stderr
+naming the setting, never a traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+
+import pydantic
+
+from nt_mcp import __version__
+from nt_mcp.config import Settings, describe_settings_error, load_settings
+from nt_mcp.infra.observability import configure_logging, redact
+
+log = logging.getLogger("nt_mcp.cli")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="nt-mcp", description="MCP server with real trading tools.")
+    parser.add_argument("--version", action="version", version=f"nt-mcp {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the MCP server (stdio by default)")
+    serve.add_argument("--transport", choices=["stdio", "http", "sse"], help="overrides NT_TRANSPORT")
+    serve.add_argument("--host", help="overrides NT_HOST (http/sse)")
+    serve.add_argument("--port", type=int, help="overrides NT_PORT (http/sse)")
+
+    db = commands.add_parser("db", help="database maintenance")
+    db_commands = db.add_subparsers(dest="db_command", required=True)
+    db_commands.add_parser("upgrade", help="apply migrations (and PostgreSQL performance indexes)")
+    return parser
+
+
+def _settings(overrides: dict[str, object]) -> Settings:
+    """Environment and .env, with command-line flags taking precedence."""
+    return Settings(**overrides) if overrides else load_settings()  # type: ignore[arg-type]
+
+
+async def _serve(settings: Settings) -> None:
+    from nt_mcp.server.app import build_server
+    from nt_mcp.tools.services import Services
+
+    services = await Services.start(settings)
+    try:
+        server = build_server(services, local_operator=settings.transport == "stdio")
+        log.info(
+            "serving",
+            extra={
+                "transport": settings.transport,
+                "mode": settings.mode,
+                "storage": services.db.backend,
+                "cache": services.cache.name,
+            },
+        )
+        if settings.transport != "stdio":
+            raise NotImplementedError(f"the {settings.transport} transport is not available in this build")
+        await server.run_stdio_async()
+    finally:
+        await services.close()
+
+
+async def _db_upgrade(settings: Settings) -> None:
+    from nt_mcp.infra import migrate
+    from nt_mcp.infra.db import Database
+
+    db = Database(settings)
+    try:
+        for step in await migrate.upgrade(db):
+            print(step)
+        print(f"{db.backend} at revision {await migrate.current_revision(db)}")
+    finally:
+        await db.dispose()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    overrides = {
+        key: value
+        for key, value in {
+            "transport": getattr(args, "transport", None),
+            "host": getattr(args, "host", None),
+            "port": getattr(args, "port", None),
+        }.items()
+        if value is not None
+    }
+    try:
+        settings = _settings(overrides)
+    except pydantic.ValidationError as error:
+        print(f"nt-mcp: {describe_settings_error(error)}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level)
+    try:
+        if args.command == "serve":
+            asyncio.run(_serve(settings))
+        elif args.command == "db":
+            asyncio.run(_db_upgrade(settings))
+    except KeyboardInterrupt:
+        return 0
+    except NotImplementedError as error:
+        print(f"nt-mcp: {error}", file=sys.stderr)
+        return 2
+    except Exception as error:
+        log.exception("fatal")
+        print(f"nt-mcp: {redact(type(error).__name__ + ': ' + str(error))}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,160 @@
+"""One `Settings` object, read once at start from the environment (prefix ``NT_``) and ``.env``.
+
+Zero configuration is a working server: stdio transport, a SQLite file in the user data
+directory, in-process cache and rate limits, paper trading. Bad configuration is refused at
+start with one line naming the setting (see `describe_settings_error`), never a traceback.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import platformdirs
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "NT_"
+ALL_SCOPES = ("read", "backtest", "trade", "admin")
+_DB_SCHEMES = {
+    "postgresql": "postgresql+asyncpg",
+    "postgres": "postgresql+asyncpg",
+    "postgresql+asyncpg": "postgresql+asyncpg",
+    "sqlite": "sqlite+aiosqlite",
+    "sqlite+aiosqlite": "sqlite+aiosqlite",
+}
+
+
+def _default_data_home() -> Path:
+    return Path(platformdirs.user_data_dir("nt-mcp", appauthor=False))
+
+
+class Settings(BaseSettings):
+    """Every knob of the server. Field names map to ``NT_<NAME>`` environment variables."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    # transport
+    transport: Literal["stdio", "http", "sse"] = "stdio"
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+
+    # storage
+    data_home: Path = Field(default_factory=_default_data_home)
+    database_url: str | None = None
+    db_pool_size: int = Field(10, ge=1, le=200)
+    db_max_overflow: int = Field(10, ge=0, le=200)
+    db_pool_timeout_s: float = Field(10.0, gt=0)
+    db_pool_recycle_s: int = Field(1800, ge=-1)
+    db_pool_pre_ping: bool = True
+    db_slow_query_ms: float = Field(500.0, ge=0)
+    db_connect_retries: int = Field(3, ge=1, le=20)
+    auto_migrate: bool = True
+
+    # cache and rate limits
+    redis_url: str | None = None
+    cache_default_ttl_s: float = Field(60.0, gt=0)
+    rate_limit_per_minute: int = Field(120, ge=1)
+
+    # guard
+    tool_timeout_s: float = Field(120.0, gt=0)
+    stdio_scopes: str = "read,backtest,trade"
+
+    # trading mode: live needs both settings, anything else is paper
+    trading_mode: str = "paper"
+    live_trading_acknowledged: bool = False
+
+    # auth (HTTP transports)
+    jwt_secret: SecretStr | None = None
+
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("database_url")
+    @classmethod
+    def _normalise_database_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        scheme, sep, rest = value.strip().partition("://")
+        if not sep or scheme not in _DB_SCHEMES or not rest:
+            raise ValueError(
+                "must look like postgresql://user:pass@host:5432/db or sqlite:///path/to/file.db"
+            )
+        return f"{_DB_SCHEMES[scheme]}://{rest}"
+
+    @field_validator("redis_url")
+    @classmethod
+    def _check_redis_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        scheme, sep, rest = value.strip().partition("://")
+        if scheme not in {"redis", "rediss", "unix"} or not sep or not rest:
+            raise ValueError("must look like redis://host:6379/0")
+        return value.strip()
+
+    @field_validator("jwt_secret")
+    @classmethod
+    def _check_jwt_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value().encode()) < 32:
+            raise ValueError("must be at least 32 bytes long")
+        return value
+
+    @field_validator("stdio_scopes")
+    @classmethod
+    def _check_scopes(cls, value: str) -> str:
+        unknown = sorted(set(_split_scopes(value)) - set(ALL_SCOPES))
+        if unknown:
+            raise ValueError(f"unknown scope(s) {', '.join(unknown)}; known: {', '.join(ALL_SCOPES)}")
+        return value
+
+    @model_validator(mode="after")
+    def _check_live_gate(self) -> Settings:
+        if self.trading_mode.strip().lower() == "live" and not self.live_trading_acknowledged:
+            raise ValueError(
+                "NT_TRADING_MODE=live also needs NT_LIVE_TRADING_ACKNOWLEDGED=true; refusing to start"
+            )
+        return self
+
+    @property
+    def mode(self) -> Literal["paper", "live"]:
+        """``live`` only when both live settings say so; anything else, typos included, is paper."""
+        if self.trading_mode.strip().lower() == "live" and self.live_trading_acknowledged:
+            return "live"
+        return "paper"
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        """The database URL to use: ``NT_DATABASE_URL`` or the embedded SQLite file."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{self.data_home / 'nt-mcp.sqlite3'}"
+
+    @property
+    def local_scopes(self) -> frozenset[str]:
+        """Scopes of the local operator (stdio and in-process clients)."""
+        return frozenset(_split_scopes(self.stdio_scopes))
+
+
+def _split_scopes(value: str) -> list[str]:
+    return [part for part in value.replace(",", " ").split() if part]
+
+
+def describe_settings_error(error: ValidationError) -> str:
+    """One line naming the first bad setting, e.g. ``NT_PORT: Input should be ...``."""
+    first = error.errors()[0]
+    loc = [str(part) for part in first.get("loc", ()) if part != "__root__"]
+    message = str(first.get("msg", "invalid value")).removeprefix("Value error, ")
+    if not loc:
+        return f"invalid configuration: {message}"
+    return f"invalid setting {ENV_PREFIX}{loc[0].upper()}: {message}"
+
+
+def load_settings() -> Settings:
+    """Read the settings from the environment. Raises pydantic's ValidationError when they are bad."""
+    return Settings()

@@ -1,0 +1,117 @@
+"""The audit trail: one row per tool call (who, which tool, outcome, how long, with what arguments).
+
+Arguments are stored with secret-looking keys masked (see `mask_arguments`). A failure to write
+an audit row is logged and never fails the tool call it describes.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from nt_mcp.infra.db import Database
+from nt_mcp.infra.schema import audit_log
+
+log = logging.getLogger(__name__)
+
+_SECRET_KEYS = ("key", "secret", "token", "password", "authorization")
+
+
+def mask_arguments(arguments: dict[str, Any]) -> dict[str, Any]:
+    """A copy of ``arguments`` with values under secret-looking keys replaced by ``[REDACTED]``."""
+    masked: dict[str, Any] = {}
+    for name, value in arguments.items():
+        lowered = name.lower()
+        if any(marker in lowered for marker in _SECRET_KEYS) and lowered != "idempotency_key":
+            masked[name] = "[REDACTED]"
+        elif isinstance(value, dict):
+            masked[name] = mask_arguments(value)
+        else:
+            masked[name] = value
+    return masked
+
+
+@dataclass(frozen=True)
+class AuditRow:
+    ts: datetime
+    principal: str
+    tool: str
+    outcome: str
+    duration_ms: float
+    correlation_id: str
+    arguments: dict[str, Any] | None
+
+
+class AuditLog:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def record(self, row: AuditRow) -> bool:
+        """Insert ``row``. Returns False (and logs) when the database refused it."""
+        values = {
+            "ts": row.ts,
+            "principal": row.principal,
+            "tool": row.tool,
+            "outcome": row.outcome,
+            "duration_ms": row.duration_ms,
+            "correlation_id": row.correlation_id,
+            "arguments": mask_arguments(row.arguments) if row.arguments else None,
+        }
+
+        async def insert(conn: Any) -> None:
+            await conn.execute(audit_log.insert().values(**values))
+
+        try:
+            await self.db.transaction(insert)
+        except Exception:
+            log.exception(
+                "audit row not written", extra={"tool": row.tool, "correlation_id": row.correlation_id}
+            )
+            return False
+        return True
+
+    @staticmethod
+    def recent_query(principal: str, limit: int, tool: str | None = None) -> sa.Select[Any]:
+        query = (
+            sa.select(audit_log)
+            .where(audit_log.c.principal == principal)
+            .order_by(audit_log.c.ts.desc())
+            .limit(limit)
+        )
+        if tool is not None:
+            query = query.where(audit_log.c.tool == tool)
+        return query
+
+    async def recent(self, principal: str, limit: int, tool: str | None = None) -> list[AuditRow]:
+        """``principal``'s latest calls, newest first (index ix_audit_log_principal_ts)."""
+        async with self.db.connect() as conn:
+            rows = (await conn.execute(self.recent_query(principal, limit, tool))).mappings().all()
+        return [
+            AuditRow(
+                ts=r["ts"],
+                principal=r["principal"],
+                tool=r["tool"],
+                outcome=r["outcome"],
+                duration_ms=r["duration_ms"],
+                correlation_id=r["correlation_id"],
+                arguments=r["arguments"],
+            )
+            for r in rows
+        ]
+
+    @staticmethod
+    def error_count_query(since: datetime) -> sa.Select[Any]:
+        return (
+            sa.select(sa.func.count())
+            .select_from(audit_log)
+            .where(audit_log.c.outcome != "ok", audit_log.c.ts >= since)
+        )
+
+    async def error_count_since(self, since: datetime) -> int:
+        """Failed calls since ``since``, all principals (index ix_audit_log_failures_ts)."""
+        async with self.db.connect() as conn:
+            return int((await conn.execute(self.error_count_query(since))).scalar_one())

@@ -1,0 +1,65 @@
+"""Bring a database to the current schema: Alembic migrations, then (PostgreSQL) the performance indexes.
+
+`nt-mcp db upgrade` calls `upgrade`; `nt-mcp serve` calls it at start when ``NT_AUTO_MIGRATE``
+is on (the default), so a zero-configuration SQLite file is ready on first run.
+The index file is `sql/indexes/performance_indexes.sql`: idempotent ``CREATE INDEX IF NOT EXISTS``
+statements, each serving a query named in its comment.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from sqlalchemy.engine import Connection
+
+from nt_mcp.infra.db import Database
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+INDEX_FILE_NAME = "performance_indexes.sql"
+
+
+def index_file() -> Path:
+    """The index file: `sql/indexes/` in a source checkout, `nt_mcp/_sql/indexes/` in a wheel."""
+    checkout = Path(__file__).resolve().parents[3] / "sql" / "indexes" / INDEX_FILE_NAME
+    if checkout.is_file():
+        return checkout
+    return Path(str(resources.files("nt_mcp").joinpath("_sql", "indexes", INDEX_FILE_NAME)))
+
+
+def index_statements() -> list[str]:
+    """The ``CREATE INDEX`` statements of the index file, comments stripped."""
+    text = "\n".join(line.split("--", 1)[0] for line in index_file().read_text().splitlines())
+    return [stmt.strip() for stmt in text.split(";") if stmt.strip()]
+
+
+def _alembic_upgrade(connection: Connection, revision: str) -> None:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.attributes["connection"] = connection
+    command.upgrade(config, revision)
+
+
+async def upgrade(db: Database, revision: str = "head") -> list[str]:
+    """Migrate to ``revision``; on PostgreSQL also apply the index file. Returns what was applied."""
+    applied = [f"alembic upgrade {revision}"]
+    async with db.engine.begin() as conn:
+        await conn.run_sync(_alembic_upgrade, revision)
+    if db.backend == "postgresql":
+        async with db.engine.begin() as conn:
+            for statement in index_statements():
+                await conn.execute(sa.text(statement))
+                applied.append(statement.split(" ON ")[0])
+    return applied
+
+
+async def current_revision(db: Database) -> str | None:
+    """The revision the database is at, or None before the first migration."""
+    async with db.engine.connect() as conn:
+        has_table = await conn.run_sync(lambda c: sa.inspect(c).has_table("alembic_version"))
+        if not has_table:
+            return None
+        return (await conn.execute(sa.text("SELECT version_num FROM alembic_version"))).scalar_one_or_none()

@@ -1,0 +1,182 @@
+"""The one pipeline every tool call goes through.
+
+principal -> scope -> rate limit -> handler (with a deadline) -> error mapping -> metrics -> audit row.
+
+A `TradingError` becomes an ``isError`` result whose structured content is
+``{"error": {"code", "message", "retryable", "retry_after_s"?, ...}}``. Any other exception becomes
+``INTERNAL`` with a correlation id; its traceback goes to the log (stderr), never to the client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import pydantic
+from mcp.server.auth.middleware.auth_context import get_access_token
+from mcp_types import CallToolResult, TextContent
+
+from nt_mcp.errors import AuthenticationError, AuthorizationError, InternalError, RateLimitError, TradingError
+from nt_mcp.errors import ValidationError as ToolValidationError
+from nt_mcp.infra.audit import AuditRow
+from nt_mcp.infra.observability import RATE_LIMIT_REJECTIONS, TOOL_CALLS, TOOL_LATENCY
+from nt_mcp.tools.registry import Principal, ToolContext, ToolReply, ToolSpec
+from nt_mcp.tools.services import Services
+
+log = logging.getLogger(__name__)
+
+
+class ToolTimeoutError(TradingError):
+    code = "TIMEOUT"
+    retryable = True
+
+
+def error_result(error: TradingError) -> CallToolResult:
+    body = {"error": error.to_dict()}
+    return CallToolResult(
+        content=[TextContent(type="text", text=json.dumps(body))], structured_content=body, is_error=True
+    )
+
+
+def success_result(reply: pydantic.BaseModel | ToolReply) -> CallToolResult:
+    data, extra = (reply.data, reply.extra_content) if isinstance(reply, ToolReply) else (reply, [])
+    structured = data.model_dump(mode="json")
+    return CallToolResult(
+        content=[TextContent(type="text", text=json.dumps(structured)), *extra], structured_content=structured
+    )
+
+
+def describe_validation_error(error: pydantic.ValidationError) -> ToolValidationError:
+    """One clear message naming each bad argument, from pydantic's error list."""
+    problems = []
+    arguments = []
+    for item in error.errors():
+        name = ".".join(str(part) for part in item.get("loc", ())) or "arguments"
+        arguments.append(name)
+        problems.append(f"{name}: {item.get('msg', 'invalid value')}")
+    return ToolValidationError(
+        "Invalid arguments - " + "; ".join(problems), argument=arguments[0] if arguments else None
+    )
+
+
+class Guard:
+    def __init__(self, services: Services, local_principal: Principal | None) -> None:
+        self.services = services
+        self.local_principal = local_principal
+
+    def resolve_principal(self) -> Principal:
+        token = get_access_token()
+        if token is not None:
+            return Principal(
+                subject=token.subject or token.client_id, scopes=frozenset(token.scopes), kind="token"
+            )
+        if self.local_principal is not None:
+            return self.local_principal
+        raise AuthenticationError("A valid bearer token is required.")
+
+    async def run(self, spec: ToolSpec, arguments: dict[str, Any], mcp_context: Any = None) -> CallToolResult:
+        """Run ``spec``'s handler for one call, through every step of the guard."""
+        correlation_id = uuid.uuid4().hex[:16]
+        started = time.perf_counter()
+        subject = "anonymous"
+        try:
+            principal = self.resolve_principal()
+            subject = principal.subject
+            if spec.scope not in principal.scopes:
+                raise AuthorizationError(
+                    f"Tool '{spec.name}' needs the '{spec.scope}' scope; this principal has "
+                    f"{', '.join(sorted(principal.scopes)) or 'none'}.",
+                    context={"required_scope": spec.scope},
+                )
+            decision = await self.services.limiter.hit(subject, spec.name, spec.cost)
+            if not decision.allowed:
+                RATE_LIMIT_REJECTIONS.labels(spec.name).inc()
+                raise RateLimitError(
+                    f"Rate limit for '{spec.name}' reached "
+                    f"({self.services.settings.rate_limit_per_minute} units per minute; "
+                    f"this tool costs {spec.cost}).",
+                    retry_after_s=decision.retry_after_s,
+                )
+            ctx = ToolContext(self.services, principal, correlation_id, mcp_context)
+            timeout = self.services.settings.tool_timeout_s
+            try:
+                reply = await asyncio.wait_for(spec.handler(ctx, **arguments), timeout=timeout)
+            except TimeoutError:
+                raise ToolTimeoutError(
+                    f"'{spec.name}' did not finish within {timeout:g} s and was stopped."
+                ) from None
+            result, outcome = success_result(reply), "ok"
+        except TradingError as error:
+            result, outcome = error_result(error), error.code
+        except Exception:
+            log.exception("tool failed", extra={"tool": spec.name, "correlation_id": correlation_id})
+            internal = InternalError(correlation_id)
+            result, outcome = error_result(internal), internal.code
+        await self.record(spec.name, subject, outcome, started, correlation_id, arguments)
+        return result
+
+    async def refuse(
+        self, spec: ToolSpec, failure: TradingError, arguments: dict[str, Any]
+    ) -> CallToolResult:
+        """Answer a call refused before its handler ran (arguments failed the input schema)."""
+        correlation_id = uuid.uuid4().hex[:16]
+        started = time.perf_counter()
+        try:
+            subject = self.resolve_principal().subject
+        except AuthenticationError:
+            subject = "anonymous"
+        await self.record(spec.name, subject, failure.code, started, correlation_id, arguments)
+        return error_result(failure)
+
+    async def record(
+        self,
+        tool: str,
+        subject: str,
+        outcome: str,
+        started: float,
+        correlation_id: str,
+        arguments: dict[str, Any],
+    ) -> None:
+        elapsed = time.perf_counter() - started
+        TOOL_CALLS.labels(tool, outcome).inc()
+        TOOL_LATENCY.labels(tool, outcome).observe(elapsed)
+        log.info(
+            "tool call",
+            extra={
+                "tool": tool,
+                "principal": subject,
+                "outcome": outcome,
+                "duration_ms": round(elapsed * 1000, 2),
+                "correlation_id": correlation_id,
+            },
+        )
+        await self.services.audit.record(
+            AuditRow(
+                ts=datetime.now(UTC),
+                principal=subject,
+                tool=tool,
+                outcome=outcome,
+                duration_ms=round(elapsed * 1000, 3),
+                correlation_id=correlation_id,
+                arguments=_jsonable(arguments),
+            )
+        )
+
+
+def _jsonable(arguments: dict[str, Any]) -> dict[str, Any]:
+    """Arguments as plain JSON values (pydantic models and dates dumped) for the audit row."""
+    try:
+        return dict(json.loads(json.dumps(arguments, default=_dump)))
+    except (TypeError, ValueError):
+        return {"unserialisable": sorted(arguments)}
+
+
+def _dump(value: Any) -> Any:
+    if isinstance(value, pydantic.BaseModel):
+        return value.model_dump(mode="json")
+    return str(value)
