@@ -8,3 +8,7 @@ CREATE INDEX IF NOT EXISTS ix_audit_log_principal_ts ON audit_log (principal, ts
 -- nt_mcp.infra.audit.AuditLog.error_count_since: failed calls in the last hour (server_status).
 -- Partial: only failures are indexed, a small fraction of the log.
 CREATE INDEX IF NOT EXISTS ix_audit_log_failures_ts ON audit_log (ts DESC) WHERE outcome <> 'ok';
+
+-- nt_mcp.infra.spool.Replayer.unresolved_query: unresolved dead letters, oldest first (`nt-mcp dlq`).
+-- Partial: resolved letters drop out of the index.
+CREATE INDEX IF NOT EXISTS ix_dead_letters_unresolved ON dead_letters (id) WHERE resolved_at IS NULL;

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -15,6 +16,7 @@ from nt_mcp.infra import migrate
 from nt_mcp.infra.audit import AuditLog, AuditRow
 from nt_mcp.infra.db import Database
 from nt_mcp.infra.schema import metadata, orders
+from nt_mcp.infra.spool import DurableWriter, Spool
 
 EXPECTED_TABLES = {
     "orders",
@@ -71,21 +73,15 @@ async def test_client_order_id_is_unique_and_decimals_round_trip(db: Database) -
     with pytest.raises(sa.exc.IntegrityError):
         await db.transaction(insert)
     async with db.connect() as conn:
-        row = (
-            (await conn.execute(sa.select(orders).where(orders.c.client_order_id == "nt-abc")))
-            .mappings()
-            .one()
-        )
+        row = (await conn.execute(sa.select(orders).where(orders.c.client_order_id == "nt-abc"))).mappings().one()
     assert Decimal(row["limit_price"]) == Decimal("187.1234")
     assert Decimal(row["qty"]) == Decimal("1.5")
 
 
-async def test_audit_trail_is_per_principal_and_newest_first(db: Database) -> None:
-    audit = AuditLog(db)
+async def test_audit_trail_is_per_principal_and_newest_first(db: Database, tmp_path: Path) -> None:
+    audit = AuditLog(db, DurableWriter(db, Spool(tmp_path / "spool")))
     base = datetime.now(UTC) - timedelta(minutes=10)
-    for i, (who, outcome) in enumerate(
-        [("alice", "ok"), ("bob", "ok"), ("alice", "RATE_LIMITED"), ("alice", "ok")]
-    ):
+    for i, (who, outcome) in enumerate([("alice", "ok"), ("bob", "ok"), ("alice", "RATE_LIMITED"), ("alice", "ok")]):
         row = AuditRow(
             base + timedelta(seconds=i),
             who,

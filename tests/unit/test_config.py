@@ -63,9 +63,7 @@ def _run_cli(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProc
         ({"NT_STDIO_SCOPES": "read,superuser"}, "NT_STDIO_SCOPES"),
     ],
 )
-def test_bad_configuration_exits_2_with_one_clear_line(
-    tmp_path: Path, env: dict[str, str], named: str
-) -> None:
+def test_bad_configuration_exits_2_with_one_clear_line(tmp_path: Path, env: dict[str, str], named: str) -> None:
     result = _run_cli(tmp_path, "serve", **env)
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
