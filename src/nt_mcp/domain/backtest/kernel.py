@@ -35,14 +35,36 @@ _ALL_IN = 1.0 - 2.0**-52
 
 
 @njit(cache=True)
-def _record(trades, k, row):  # type: ignore[no-untyped-def]
-    """Append ``row`` as trade ``k``, doubling the buffer when full. Returns the buffer."""
-    if k >= trades.shape[0]:
-        bigger = np.empty((trades.shape[0] * 2, trades.shape[1]), dtype=np.float64)
-        bigger[:k] = trades[:k]
-        trades = bigger
-    trades[k] = row
-    return trades
+def _write(trades, k, entry_bar, exit_bar, entry_price, exit_price, size, commission, reason):  # type: ignore[no-untyped-def]
+    trades[k, 0] = entry_bar
+    trades[k, 1] = exit_bar
+    trades[k, 2] = entry_price
+    trades[k, 3] = exit_price
+    trades[k, 4] = size
+    trades[k, 5] = commission
+    trades[k, 6] = reason
+
+
+@njit(cache=True)
+def max_trades(signal, has_stops):  # type: ignore[no-untyped-def]
+    """An upper bound on the number of trades, and the first invalid signal bar (or -1).
+
+    Every trade starts with an executed signal. Without protective exits a position only changes
+    on a signal, so each run of equal non-NaN signals opens at most one trade; with them, a stopped
+    trade can be re-entered by the next repeated signal, so the bound is the non-NaN count.
+    """
+    count = 0
+    prev = 0.0
+    for i in range(signal.shape[0]):
+        s = signal[i]
+        if np.isnan(s):
+            continue
+        if s != 1.0 and s != 0.0 and s != -1.0:
+            return 0, i
+        if has_stops or s != prev:
+            count += 1
+        prev = s
+    return count + 1, -1
 
 
 @njit(cache=True)
@@ -61,14 +83,16 @@ def simulate(  # type: ignore[no-untyped-def]
     first bar whose signal is not one of -1, 0, +1, NaN (then nothing else is valid).
     """
     n = close.shape[0]
-    trades = np.empty((64, 7), dtype=np.float64)
-    row = np.empty(7, dtype=np.float64)
-    k = 0
-    cancelled = 0
-    has_dist = stop_dist.shape[0] == n
     use_sl = not np.isnan(stop_loss)
     use_tp = not np.isnan(take_profit)
     use_trail = not np.isnan(trailing)
+    has_dist = stop_dist.shape[0] == n
+    capacity, bad = max_trades(signal, use_sl or use_tp or use_trail or has_dist)
+    trades = np.empty((capacity, 7), dtype=np.float64)
+    if bad >= 0:
+        return trades, 0, 0, bad
+    k = 0
+    cancelled = 0
 
     pos = 0.0
     entry_price = 0.0
@@ -79,9 +103,6 @@ def simulate(  # type: ignore[no-untyped-def]
     best = 0.0
 
     for i in range(n):
-        s = signal[i]
-        if not np.isnan(s) and s != 1.0 and s != 0.0 and s != -1.0:
-            return trades[:0], 0, 0, i
         # 1. Execute the previous bar's signal at this bar's open.
         if i > 0:
             target = signal[i - 1]
@@ -91,14 +112,7 @@ def simulate(  # type: ignore[no-untyped-def]
                     px = open_[i] * (1.0 - direction * slippage)
                     comm = c_fixed + abs(pos) * px * c_pct
                     cash += pos * (px - entry_price) - comm
-                    row[0] = entry_bar
-                    row[1] = i
-                    row[2] = entry_price
-                    row[3] = px
-                    row[4] = pos
-                    row[5] = entry_comm + comm
-                    row[6] = EXIT_SIGNAL
-                    trades = _record(trades, k, row)
+                    _write(trades, k, entry_bar, i, entry_price, px, pos, entry_comm + comm, EXIT_SIGNAL)
                     k += 1
                     pos = 0.0
                 if target != 0.0:
@@ -161,14 +175,7 @@ def simulate(  # type: ignore[no-untyped-def]
                 px = fill * (1.0 - d * slippage)
                 comm = c_fixed + abs(pos) * px * c_pct
                 cash += pos * (px - entry_price) - comm
-                row[0] = entry_bar
-                row[1] = i
-                row[2] = entry_price
-                row[3] = px
-                row[4] = pos
-                row[5] = entry_comm + comm
-                row[6] = reason
-                trades = _record(trades, k, row)
+                _write(trades, k, entry_bar, i, entry_price, px, pos, entry_comm + comm, reason)
                 k += 1
                 pos = 0.0
             elif d > 0:
@@ -181,14 +188,7 @@ def simulate(  # type: ignore[no-untyped-def]
             if pos != 0.0:
                 px = close[i]
                 comm = c_fixed + abs(pos) * px * c_pct
-                row[0] = entry_bar
-                row[1] = i
-                row[2] = entry_price
-                row[3] = px
-                row[4] = pos
-                row[5] = entry_comm + comm
-                row[6] = EXIT_RUIN
-                trades = _record(trades, k, row)
+                _write(trades, k, entry_bar, i, entry_price, px, pos, entry_comm + comm, EXIT_RUIN)
                 k += 1
                 pos = 0.0
             equity[i:] = 0.0
@@ -197,23 +197,13 @@ def simulate(  # type: ignore[no-untyped-def]
 
     if pos != 0.0:
         last = n - 1
-        row[0] = entry_bar
-        row[2] = entry_price
-        row[4] = pos
         if close_at_end:
             px = close[last] * (1.0 - (1.0 if pos > 0 else -1.0) * slippage)
             comm = c_fixed + abs(pos) * px * c_pct
             cash += pos * (px - entry_price) - comm
             equity[last] = cash
-            row[1] = last
-            row[3] = px
-            row[5] = entry_comm + comm
-            row[6] = EXIT_END
+            _write(trades, k, entry_bar, last, entry_price, px, pos, entry_comm + comm, EXIT_END)
         else:
-            row[1] = -1.0
-            row[3] = np.nan
-            row[5] = entry_comm
-            row[6] = EXIT_OPEN
-        trades = _record(trades, k, row)
+            _write(trades, k, entry_bar, -1, entry_price, np.nan, pos, entry_comm, EXIT_OPEN)
         k += 1
     return trades[:k], k, cancelled, -1

@@ -92,21 +92,26 @@ def geometric_mean(returns: FloatArray) -> float:
     return float(np.exp(np.log(growth).sum() / growth.shape[0]) - 1.0)
 
 
-def max_drawdown(equity: FloatArray) -> float:
-    """``-max_t (1 - E[t] / max_{s<=t} E[s])``: a negative fraction (0 with no drawdown)."""
-    dd = 1.0 - equity / np.maximum.accumulate(equity)
+def drawdown(equity: FloatArray) -> FloatArray:
+    """Drawdown at every bar: ``dd[t] = 1 - E[t] / max_{s<=t} E[s]`` (>= 0)."""
+    return 1.0 - equity / np.maximum.accumulate(equity)  # type: ignore[no-any-return]
+
+
+def max_drawdown(dd: FloatArray) -> float:
+    """``-max_t dd[t]``: a negative fraction (0 with no drawdown)."""
     return -float(np.nan_to_num(dd.max()))
 
 
-def drawdown_duration(equity: FloatArray, ts_ns: IntArray) -> tuple[int, float]:
+def drawdown_duration(dd: FloatArray, ts_ns: IntArray) -> tuple[int, float]:
     """Longest stretch between equity highs, in bars and in days.
 
-    As backtesting.py: the points where drawdown is zero, plus the last bar, split the curve;
-    a stretch from one such point ``a`` to the next ``b`` with ``b > a + 1`` lasts
+    As backtesting.py: the bars where drawdown is zero, plus the last bar, split the curve;
+    a stretch from one such bar ``a`` to the next ``b`` with ``b > a + 1`` lasts
     ``ts[b] - ts[a]``. Returns ``(0, 0.0)`` if equity never leaves its high.
     """
-    dd = 1.0 - equity / np.maximum.accumulate(equity)
-    marks = np.unique(np.append(np.flatnonzero(dd == 0), dd.shape[0] - 1))
+    marks = np.flatnonzero(dd == 0)
+    if marks.shape[0] == 0 or marks[-1] != dd.shape[0] - 1:
+        marks = np.append(marks, dd.shape[0] - 1)
     prev, nxt = marks[:-1], marks[1:]
     keep = nxt > prev + 1
     if not keep.any():
@@ -117,7 +122,10 @@ def drawdown_duration(equity: FloatArray, ts_ns: IntArray) -> tuple[int, float]:
 
 
 def risk_metrics(
-    equity: FloatArray, ts_ns: IntArray, risk_free_rate: float = 0.0
+    equity: FloatArray,
+    ts_ns: IntArray,
+    risk_free_rate: float = 0.0,
+    periods: tuple[IntArray, int] | None = None,
 ) -> tuple[float, float, float, float, float]:
     """Annualised return, annualised volatility, Sharpe, Sortino and CAGR.
 
@@ -128,8 +136,10 @@ def risk_metrics(
     - Sortino ``(R - rf) / (sqrt(mean(min(r_d, 0)^2)) * sqrt(A))``.
     - CAGR ``(E[n-1] / E[0])^(1 / years) - 1`` with ``years`` = calendar span (days plus seconds,
       ignoring sub-second parts) / 365.25.
+
+    ``periods`` is :func:`period_ends` of ``ts_ns``, when the caller already has it.
     """
-    ends, per_year = period_ends(ts_ns)
+    ends, per_year = periods if periods is not None else period_ends(ts_ns)
     sampled = equity[ends]
     r = sampled[1:] / sampled[:-1] - 1.0
     g = geometric_mean(r)
@@ -195,6 +205,7 @@ def compute_metrics(
     commissions: FloatArray,
     first_trading_bar: int = 0,
     risk_free_rate: float = 0.0,
+    periods: tuple[IntArray, int] | None = None,
 ) -> Metrics:
     """All metrics for one run. Trade arrays hold every trade; ``exit_bars < 0`` marks open ones.
 
@@ -204,11 +215,14 @@ def compute_metrics(
     - max drawdown, its duration, exposure, risk and trade figures: see the functions above.
     - Calmar ``R / |max drawdown|`` (NaN without drawdown).
     - total commission: commissions of all trades, open ones included (entry leg only).
+
+    ``periods``: :func:`period_ends` of ``ts_ns`` if already known (a sweep computes it once).
     """
     closed = exit_bars >= 0
-    annual, vol, sharpe, sortino, cagr = risk_metrics(equity, ts_ns, risk_free_rate)
-    mdd = max_drawdown(equity)
-    dd_bars, dd_days = drawdown_duration(equity, ts_ns)
+    annual, vol, sharpe, sortino, cagr = risk_metrics(equity, ts_ns, risk_free_rate, periods)
+    dd = drawdown(equity)
+    mdd = max_drawdown(dd)
+    dd_bars, dd_days = drawdown_duration(dd, ts_ns)
     win, best, worst, avg, pf, expectancy = trade_metrics(pnl[closed], returns[closed])
     return Metrics(
         start_equity=float(equity[0]),

@@ -8,13 +8,17 @@ from typing import Any
 from nt_mcp.domain.backtest import BacktestConfig, BacktestResult, run_backtest
 from nt_mcp.domain.bars import Bars
 from nt_mcp.domain.errors import DomainValueError
-from nt_mcp.domain.strategies import sma_crossover
+from nt_mcp.domain.strategies import breakout, mean_reversion, momentum, rsi_reversion, sma_crossover
 from nt_mcp.domain.strategies.spec import Param, StrategySignals, StrategySpec
 
 STRATEGIES: dict[str, StrategySpec] = {
     spec.name: spec
     for spec in (
         sma_crossover.SPEC,
+        momentum.SPEC,
+        mean_reversion.SPEC,
+        breakout.SPEC,
+        rsi_reversion.SPEC,
     )
 }
 

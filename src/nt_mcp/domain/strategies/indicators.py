@@ -11,9 +11,18 @@ FloatArray = npt.NDArray[np.float64]
 
 
 @njit(cache=True)
+def _kahan_add(s, c, v):  # type: ignore[no-untyped-def]
+    """Compensated ``s + v``: returns the new sum and its running error term."""
+    y = v - c
+    t = s + y
+    return t, (t - s) - y
+
+
+@njit(cache=True)
 def _rolling_mean_std(x, n, want_std):  # type: ignore[no-untyped-def]
-    """Rolling mean and sample (ddof=1) standard deviation over ``n`` bars with compensated
-    (Kahan) running sums, so long series do not accumulate rounding error."""
+    """Rolling mean and sample (ddof=1) standard deviation over ``n`` bars. The window sums move
+    by ``x[i] - x[i-n]`` each bar with compensated (Kahan) addition, so long series do not
+    accumulate rounding error. The std array is empty unless ``want_std``."""
     m = x.shape[0]
     mean = np.full(m, np.nan)
     std = np.full(m if want_std else 0, np.nan)
@@ -22,24 +31,10 @@ def _rolling_mean_std(x, n, want_std):  # type: ignore[no-untyped-def]
     q = 0.0
     cq = 0.0
     for i in range(m):
-        # add x[i]
-        y = x[i] - cs
-        t = s + y
-        cs = (t - s) - y
-        s = t
-        y = x[i] * x[i] - cq
-        t = q + y
-        cq = (t - q) - y
-        q = t
-        if i >= n:
-            y = -x[i - n] - cs
-            t = s + y
-            cs = (t - s) - y
-            s = t
-            y = -x[i - n] * x[i - n] - cq
-            t = q + y
-            cq = (t - q) - y
-            q = t
+        old = x[i - n] if i >= n else 0.0
+        s, cs = _kahan_add(s, cs, x[i] - old)
+        if want_std:
+            q, cq = _kahan_add(q, cq, x[i] * x[i] - old * old)
         if i >= n - 1:
             mu = s / n
             mean[i] = mu
