@@ -94,7 +94,7 @@ def geometric_mean(returns: FloatArray) -> float:
 
 def drawdown(equity: FloatArray) -> FloatArray:
     """Drawdown at every bar: ``dd[t] = 1 - E[t] / max_{s<=t} E[s]`` (>= 0)."""
-    return 1.0 - equity / np.maximum.accumulate(equity)  # type: ignore[no-any-return]
+    return 1.0 - equity / np.maximum.accumulate(equity)
 
 
 def max_drawdown(dd: FloatArray) -> float:
