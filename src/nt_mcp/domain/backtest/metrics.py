@@ -141,7 +141,9 @@ def risk_metrics(
     """
     ends, per_year = periods if periods is not None else period_ends(ts_ns)
     sampled = equity[ends]
-    r = sampled[1:] / sampled[:-1] - 1.0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r = sampled[1:] / sampled[:-1] - 1.0
+    r = r[~np.isnan(r)]  # 0 / 0 after ruin; backtesting.py drops these too
     g = geometric_mean(r)
     g = 0.0 if math.isnan(g) else g
     annual = (1.0 + g) ** per_year - 1.0
