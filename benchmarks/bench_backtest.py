@@ -32,6 +32,9 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import pandas as pd
+from backtesting import Strategy
+from backtesting.lib import crossover
 
 from nt_mcp.adapters.data.synthetic import generate_bars
 from nt_mcp.domain.backtest import BacktestConfig, run_backtest
@@ -65,37 +68,35 @@ def ours(bars: Bars) -> Any:
 
 
 def to_frame(bars: Bars) -> Any:
-    import pandas as pd
-
     return pd.DataFrame(
         {"Open": bars.open, "High": bars.high, "Low": bars.low, "Close": bars.close, "Volume": bars.volume},
         index=pd.DatetimeIndex(bars.timestamps),
     )
 
 
+def _sma(x: Any, n: int) -> Any:
+    return pd.Series(x).rolling(n).mean()
+
+
+class SmaCross(Strategy):  # type: ignore[misc]
+    """backtesting.py's side: module level so ``optimize`` can pickle it to its worker processes."""
+
+    n1 = FAST
+    n2 = SLOW
+
+    def init(self) -> None:
+        self.sma1 = self.I(_sma, self.data.Close, self.n1)
+        self.sma2 = self.I(_sma, self.data.Close, self.n2)
+
+    def next(self) -> None:
+        if crossover(self.sma1, self.sma2):
+            self.position.close()
+            self.buy()
+        elif crossover(self.sma2, self.sma1):
+            self.position.close()
+
+
 def bt_strategy() -> Any:
-    import pandas as pd
-    from backtesting import Strategy
-    from backtesting.lib import crossover
-
-    def sma(x: Any, n: int) -> Any:
-        return pd.Series(x).rolling(n).mean()
-
-    class SmaCross(Strategy):  # type: ignore[misc]
-        n1 = FAST
-        n2 = SLOW
-
-        def init(self) -> None:
-            self.sma1 = self.I(sma, self.data.Close, self.n1)
-            self.sma2 = self.I(sma, self.data.Close, self.n2)
-
-        def next(self) -> None:
-            if crossover(self.sma1, self.sma2):
-                self.position.close()
-                self.buy()
-            elif crossover(self.sma2, self.sma1):
-                self.position.close()
-
     return SmaCross
 
 
@@ -131,8 +132,6 @@ def run_backtrader(bars: Bars) -> float:
 
 
 def vbt_signals(bars: Bars) -> tuple[Any, Any, Any]:
-    import pandas as pd
-
     sig = STRATEGIES["sma_crossover"].signals(bars, {"fast": FAST, "slow": SLOW})
     entries = pd.Series(np.r_[False, sig[:-1] == 1.0])  # decided at i, acted on at i+1
     exits = pd.Series(np.r_[False, sig[:-1] == 0.0])
@@ -147,7 +146,6 @@ def run_vectorbt(bars: Bars) -> Any:
 
 
 def vbt_sweep(bars: Bars) -> Any:
-    import pandas as pd
     import vectorbt as vbt
 
     close = pd.Series(bars.close)
