@@ -118,8 +118,11 @@ def run_backtrader(bars: Bars) -> float:
         def next(self) -> None:
             if self.cross > 0:
                 self.close()
-                self.buy(size=int(self.broker.getvalue() // self.data.open[1])
-                         if len(self.data.open.array) > len(self) else 0)
+                self.buy(
+                    size=int(self.broker.getvalue() // self.data.open[1])
+                    if len(self.data.open.array) > len(self)
+                    else 0
+                )
             elif self.cross < 0:
                 self.close()
 
@@ -159,8 +162,7 @@ def vbt_sweep(bars: Bars) -> Any:
     down = (fm[:-1] > sm[:-1]) & (fm[1:] < sm[1:])
     entries = np.vstack([np.zeros((2, up.shape[1]), bool), up[:-1]])
     exits = np.vstack([np.zeros((2, up.shape[1]), bool), down[:-1]])
-    pf = vbt.Portfolio.from_signals(pd.Series(bars.open), entries, exits, init_cash=1e6, size=np.inf,
-                                    freq="1min")
+    pf = vbt.Portfolio.from_signals(pd.Series(bars.open), entries, exits, init_cash=1e6, size=np.inf, freq="1min")
     return pf.total_return()
 
 
@@ -181,8 +183,9 @@ def bt_optimize(bars: Bars) -> Any:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         bt = Backtest(to_frame(bars), bt_strategy(), cash=1e6)
-        return bt.optimize(n1=FASTS, n2=SLOWS, constraint=lambda p: p.n1 < p.n2, maximize="Sharpe Ratio",
-                           return_heatmap=True)
+        return bt.optimize(
+            n1=FASTS, n2=SLOWS, constraint=lambda p: p.n1 < p.n2, maximize="Sharpe Ratio", return_heatmap=True
+        )
 
 
 MEMORY_SNIPPET = """
@@ -256,12 +259,14 @@ def main() -> None:
     ours_small = ours(small)
     closed = ours_small.trades.exit_bar >= 0
     bt_tr = st["_trades"]
-    same = (len(bt_tr) == int(closed.sum())
-            and np.array_equal(bt_tr["EntryBar"].to_numpy(), ours_small.trades.entry_bar[closed])
-            and np.array_equal(bt_tr["ExitBar"].to_numpy(), ours_small.trades.exit_bar[closed])
-            and np.array_equal(bt_tr["Size"].to_numpy(), ours_small.trades.size[closed])
-            and np.array_equal(bt_tr["EntryPrice"].to_numpy(), ours_small.trades.entry_price[closed])
-            and np.array_equal(bt_tr["ExitPrice"].to_numpy(), ours_small.trades.exit_price[closed]))
+    same = (
+        len(bt_tr) == int(closed.sum())
+        and np.array_equal(bt_tr["EntryBar"].to_numpy(), ours_small.trades.entry_bar[closed])
+        and np.array_equal(bt_tr["ExitBar"].to_numpy(), ours_small.trades.exit_bar[closed])
+        and np.array_equal(bt_tr["Size"].to_numpy(), ours_small.trades.size[closed])
+        and np.array_equal(bt_tr["EntryPrice"].to_numpy(), ours_small.trades.entry_price[closed])
+        and np.array_equal(bt_tr["ExitPrice"].to_numpy(), ours_small.trades.exit_price[closed])
+    )
     eq_diff = float(np.max(np.abs(st["_equity_curve"]["Equity"].to_numpy() / ours_small.equity - 1)))
     vbt_rec = pf.trades.records_readable
     vbt_entry = vbt_rec["Entry Timestamp"].to_numpy()
@@ -274,10 +279,14 @@ def main() -> None:
         rate = n / t
         print(f"{name:48s} {n:>10d} {t:>9.4f} {rate:>12,.0f} {ours_rate / rate:>17.2f}")
     print()
-    print(f"trades identical to backtesting.py on {args.slow_bars} bars: {same} "
-          f"({int(closed.sum())} closed trades; equity max rel diff {eq_diff:.1e})")
-    print(f"entry bars identical to vectorbt on {args.bars} bars: {vbt_same} "
-          f"({len(vbt_entry)} vs {len(res.trades)} trades; vectorbt sizes are fractional)")
+    print(
+        f"trades identical to backtesting.py on {args.slow_bars} bars: {same} "
+        f"({int(closed.sum())} closed trades; equity max rel diff {eq_diff:.1e})"
+    )
+    print(
+        f"entry bars identical to vectorbt on {args.bars} bars: {vbt_same} "
+        f"({len(vbt_entry)} vs {len(res.trades)} trades; vectorbt sizes are fractional)"
+    )
 
     sweep_bars = bars.slice(0, args.sweep_bars)
     sweep_sma_crossover(sweep_bars.slice(0, 1000), FASTS, SLOWS)
@@ -297,12 +306,13 @@ def main() -> None:
     out = subprocess.run([sys.executable, "-c", COLD_SNIPPET], capture_output=True, text=True, check=True)
     total, run = out.stdout.split()[:2]
     print()
-    print(f"fresh process, import + first GOOG backtest (JIT cache warm on disk): {total} s "
-          f"(of which the run {run} s)")
+    print(f"fresh process, import + first GOOG backtest (JIT cache warm on disk): {total} s (of which the run {run} s)")
 
     before, after = peak_memory(args.memory_bars)
-    print(f"one backtest on {args.memory_bars} bars in a fresh process: max RSS {after:,.0f} MB "
-          f"(of which generating the bars: {before:,.0f} MB)")
+    print(
+        f"one backtest on {args.memory_bars} bars in a fresh process: max RSS {after:,.0f} MB "
+        f"(of which generating the bars: {before:,.0f} MB)"
+    )
 
 
 if __name__ == "__main__":

@@ -30,8 +30,9 @@ def test_peeking_at_the_next_close_cannot_buy_before_the_move() -> None:
     assert [t.entry_price for t in result.trades] == [110.0] * 3
     assert [t.exit_price for t in result.trades] == [100.0] * 3
     k = 100 / 110
-    np.testing.assert_allclose(result.equity, [1000, 1000, 1000 * k, 1000 * k, 1000 * k**2, 1000 * k**2,
-                                               1000 * k**3], rtol=1e-12)
+    np.testing.assert_allclose(
+        result.equity, [1000, 1000, 1000 * k, 1000 * k, 1000 * k**2, 1000 * k**2, 1000 * k**3], rtol=1e-12
+    )
 
 
 def test_equity_matches_an_independent_next_open_computation() -> None:
@@ -93,9 +94,7 @@ def test_fixed_cash_and_fixed_quantity_sizing() -> None:
 
 def test_fixed_and_percentage_commission_on_both_legs() -> None:
     bars = make_bars([100, 100, 110, 110.0])
-    cfg = BacktestConfig(
-        cash=10_000, sizing=Sizing.QUANTITY, size=10, commission_pct=0.01, commission_fixed=1
-    )
+    cfg = BacktestConfig(cash=10_000, sizing=Sizing.QUANTITY, size=10, commission_pct=0.01, commission_fixed=1)
     result = run_backtest(bars, [1, NAN, 0, NAN], cfg)
     trade = result.trades[0]
     assert trade.commission == pytest.approx((1 + 10) + (1 + 11))
@@ -133,14 +132,19 @@ def test_stop_loss_gapped_through_fills_at_the_open() -> None:
 def test_take_profit_and_pessimistic_same_bar_rule() -> None:
     up = make_bars([100, 100, 105, 105], open_=[100, 100, 101, 105], high=[100, 101, 112, 105])
     assert _one_long(up, take_profit=0.10) == pytest.approx((110.0, 2, "take_profit"))
-    both = make_bars([100, 100, 100, 100], open_=[100, 100, 100, 100], high=[100, 101, 112, 100],
-                     low=[100, 99, 94, 100])
+    both = make_bars(
+        [100, 100, 100, 100], open_=[100, 100, 100, 100], high=[100, 101, 112, 100], low=[100, 99, 94, 100]
+    )
     assert _one_long(both, stop_loss=0.05, take_profit=0.10) == pytest.approx((95.0, 2, "stop_loss"))
 
 
 def test_trailing_stop_follows_the_high_of_previous_bars() -> None:
-    bars = make_bars([100, 100, 118, 110, 100], open_=[100, 100, 101, 117, 105],
-                     high=[100, 100, 120, 117, 105], low=[100, 100, 100, 107, 100])
+    bars = make_bars(
+        [100, 100, 118, 110, 100],
+        open_=[100, 100, 101, 117, 105],
+        high=[100, 100, 120, 117, 105],
+        low=[100, 100, 100, 107, 100],
+    )
     # after bar 2 the best high is 120 -> level 108; bar 3 low 107 -> out at 108
     assert _one_long(bars, trailing_stop=0.10) == pytest.approx((108.0, 3, "trailing_stop"))
 
@@ -179,8 +183,13 @@ def test_bad_signal_values_are_rejected() -> None:
 
 @pytest.mark.parametrize(
     ("kwargs", "argument"),
-    [({"cash": 0}, "cash"), ({"size": 1.5}, "size"), ({"commission_pct": -0.1}, "commission_pct"),
-     ({"stop_loss": 1.5}, "stop_loss"), ({"sizing": "quantity", "size": 2.5}, "size")],
+    [
+        ({"cash": 0}, "cash"),
+        ({"size": 1.5}, "size"),
+        ({"commission_pct": -0.1}, "commission_pct"),
+        ({"stop_loss": 1.5}, "stop_loss"),
+        ({"sizing": "quantity", "size": 2.5}, "size"),
+    ],
 )
 def test_config_validation_names_the_argument(kwargs: dict[str, object], argument: str) -> None:
     with pytest.raises(DomainValueError) as err:
@@ -212,8 +221,9 @@ def _scenario(draw: st.DrawFn) -> tuple[Bars, np.ndarray, BacktestConfig]:  # ty
     gaps = np.array(draw(st.lists(st.floats(-0.05, 0.05), min_size=n, max_size=n)))
     open_ = np.r_[100.0, close[:-1]] * np.exp(gaps)
     wick = np.array(draw(st.lists(st.floats(0, 0.05), min_size=n, max_size=n)))
-    bars = make_bars(close, open_=open_, high=np.maximum(open_, close) * (1 + wick),
-                     low=np.minimum(open_, close) * (1 - wick))
+    bars = make_bars(
+        close, open_=open_, high=np.maximum(open_, close) * (1 + wick), low=np.minimum(open_, close) * (1 - wick)
+    )
     signal = np.array(draw(st.lists(st.sampled_from([NAN, 1.0, 0.0, -1.0]), min_size=n, max_size=n)))
     cfg = BacktestConfig(
         cash=10_000,

@@ -56,7 +56,9 @@ def pair(request: pytest.FixtureRequest) -> tuple[pd.Series, BacktestResult]:
         warnings.simplefilter("ignore")  # "some trades remain open" is expected here
         theirs = Backtest(GOOG, SmaCross, cash=10_000, commission=commission).run()
     ours = run_strategy(
-        goog_bars(), "sma_crossover", {"fast": 10, "slow": 30},
+        goog_bars(),
+        "sma_crossover",
+        {"fast": 10, "slow": 30},
         BacktestConfig(cash=10_000, commission_pct=commission),
     )
     return theirs, ours
@@ -73,8 +75,12 @@ def test_same_closed_trades_bar_for_bar(pair: tuple[pd.Series, BacktestResult]) 
     np.testing.assert_array_equal(ours.trades.entry_price[closed], bt["EntryPrice"].to_numpy())
     np.testing.assert_array_equal(ours.trades.exit_price[closed], bt["ExitPrice"].to_numpy())
     np.testing.assert_allclose(ours.trades.pnl[closed], bt["PnL"].to_numpy(), rtol=1e-12)
-    np.testing.assert_allclose(ours.trades.commission[closed], bt["Commission"].fillna(0).to_numpy()
-                               if "Commission" in bt else 0.0, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(
+        ours.trades.commission[closed],
+        bt["Commission"].fillna(0).to_numpy() if "Commission" in bt else 0.0,
+        rtol=1e-12,
+        atol=1e-12,
+    )
 
 
 def test_position_still_open_at_end_is_reported_open(pair: tuple[pd.Series, BacktestResult]) -> None:
@@ -113,9 +119,7 @@ def test_same_equity_curve(pair: tuple[pd.Series, BacktestResult]) -> None:
         ("# Trades", "n_trades", 1.0),
     ],
 )
-def test_same_metrics(
-    pair: tuple[pd.Series, BacktestResult], theirs_key: str, ours_attr: str, scale: float
-) -> None:
+def test_same_metrics(pair: tuple[pd.Series, BacktestResult], theirs_key: str, ours_attr: str, scale: float) -> None:
     theirs, ours = pair
     assert getattr(ours.metrics, ours_attr) * scale == pytest.approx(float(theirs[theirs_key]), rel=1e-9)
 

@@ -54,10 +54,13 @@ def _write(path: Path, text: str) -> None:
 
 
 def test_csv_with_iso_and_case_insensitive_columns(tmp_path: Path) -> None:
-    _write(tmp_path / "ABC.csv", "Timestamp,OPEN,High,low,Close,Volume\n"
-           "2024-01-02T00:00:00Z,1,2,0.5,1.5,100\n"
-           "2024-01-03T00:00:00+01:00,1.5,2.5,1,2,200\n"
-           "2024-01-04,2,3,1.5,2.5,300\n")
+    _write(
+        tmp_path / "ABC.csv",
+        "Timestamp,OPEN,High,low,Close,Volume\n"
+        "2024-01-02T00:00:00Z,1,2,0.5,1.5,100\n"
+        "2024-01-03T00:00:00+01:00,1.5,2.5,1,2,200\n"
+        "2024-01-04,2,3,1.5,2.5,300\n",
+    )
     bars = load_bars(tmp_path, "ABC")
     assert len(bars) == 3
     assert str(bars.timestamps[1]) == "2024-01-02T23:00:00.000000000"
@@ -65,8 +68,10 @@ def test_csv_with_iso_and_case_insensitive_columns(tmp_path: Path) -> None:
 
 
 def test_csv_epoch_seconds_and_milliseconds_and_range_filter(tmp_path: Path) -> None:
-    _write(tmp_path / "S.csv", "timestamp,open,high,low,close,volume\n"
-           "1704153600,1,1,1,1,1\n1704240000000,2,2,2,2,1\n1704326400,3,3,3,3,1\n")
+    _write(
+        tmp_path / "S.csv",
+        "timestamp,open,high,low,close,volume\n1704153600,1,1,1,1,1\n1704240000000,2,2,2,2,1\n1704326400,3,3,3,3,1\n",
+    )
     bars = load_bars(tmp_path, "S", start=datetime(2024, 1, 3), end=datetime(2024, 1, 3, 12))
     assert len(bars) == 1 and bars.close[0] == 2.0
 

@@ -65,8 +65,15 @@ def test_exposure_counts_entry_to_exit_inclusive_and_open_trades_to_the_end() ->
 def test_compute_metrics_totals_and_buy_and_hold() -> None:
     close = np.array([50.0, 40.0, 60.0, 80.0])
     out = m.compute_metrics(
-        EQ, TS, close, entry_bars=np.array([0]), exit_bars=np.array([3]), pnl=np.array([21.0]),
-        returns=np.array([0.21]), commissions=np.array([0.0]), first_trading_bar=1,
+        EQ,
+        TS,
+        close,
+        entry_bars=np.array([0]),
+        exit_bars=np.array([3]),
+        pnl=np.array([21.0]),
+        returns=np.array([0.21]),
+        commissions=np.array([0.0]),
+        first_trading_bar=1,
     )
     assert out.total_return == pytest.approx(0.21)
     assert out.buy_and_hold_return == pytest.approx(1.0)  # from close[1] = 40 to 80

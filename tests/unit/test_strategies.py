@@ -57,10 +57,15 @@ def test_breakout_uses_the_previous_bars_channel_and_gives_an_atr_stop() -> None
 
 
 def test_breakout_stop_exits_inside_the_bar() -> None:
-    bars = make_bars([10, 11, 10, 12, 12, 12], open_=[10, 11, 10, 12, 12, 12],
-                     high=[10.5, 11.5, 10.5, 12.5, 12.5, 12.5], low=[9.5, 10.5, 9.5, 11.5, 5.0, 11.5])
-    result = run_strategy(bars, "breakout", {"channel": 2, "atr_period": 2, "atr_mult": 1.0},
-                          BacktestConfig(whole_units=False))
+    bars = make_bars(
+        [10, 11, 10, 12, 12, 12],
+        open_=[10, 11, 10, 12, 12, 12],
+        high=[10.5, 11.5, 10.5, 12.5, 12.5, 12.5],
+        low=[9.5, 10.5, 9.5, 11.5, 5.0, 11.5],
+    )
+    result = run_strategy(
+        bars, "breakout", {"channel": 2, "atr_period": 2, "atr_mult": 1.0}, BacktestConfig(whole_units=False)
+    )
     trade = result.trades[0]
     assert trade.exit_reason == "stop_loss" and trade.exit_bar == 4
     assert trade.exit_price == pytest.approx(12 - atr(bars.high, bars.low, bars.close, 2)[3])
@@ -98,9 +103,7 @@ def test_rsi_wilder_and_the_rule() -> None:
         ("rsi_reversion", {"allow_short": 1}, "allow_short"),
     ],
 )
-def test_parameter_validation_names_the_parameter(
-    name: str, params: dict[str, object], argument: str
-) -> None:
+def test_parameter_validation_names_the_parameter(name: str, params: dict[str, object], argument: str) -> None:
     with pytest.raises(DomainValueError) as err:
         STRATEGIES[name].validate(params)
     assert err.value.argument == argument

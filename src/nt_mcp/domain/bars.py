@@ -88,9 +88,7 @@ class Bars:
             if (steps <= 0).any():
                 bad = int(np.argmax(steps <= 0)) + 1
                 kind = "duplicate" if steps[bad - 1] == 0 else "out-of-order"
-                raise DomainValueError(
-                    "timestamps", f"must be strictly increasing; {kind} timestamp at bar {bad}"
-                )
+                raise DomainValueError("timestamps", f"must be strictly increasing; {kind} timestamp at bar {bad}")
         low_gt_high = cols["high"] < cols["low"]
         if low_gt_high.any():
             bad = int(np.argmax(low_gt_high))

@@ -62,9 +62,7 @@ class TradeTable:
     timestamps: npt.NDArray[np.datetime64]
 
     @classmethod
-    def from_records(
-        cls, rec: FloatArray, timestamps: npt.NDArray[np.datetime64], last_close: float
-    ) -> TradeTable:
+    def from_records(cls, rec: FloatArray, timestamps: npt.NDArray[np.datetime64], last_close: float) -> TradeTable:
         exit_bar = rec[:, kernel.T_EXIT_BAR].astype(np.int64)
         entry = rec[:, kernel.T_ENTRY_PRICE]
         size = rec[:, kernel.T_SIZE]
@@ -153,19 +151,38 @@ def run_backtest(
         raise DomainValueError("first_trading_bar", f"must be a bar index, got {first_trading_bar}")
     equity = np.empty(len(bars), dtype=np.float64)
     rec, _, cancelled, bad = kernel.simulate(
-        bars.open, bars.high, bars.low, bars.close, sig, dist,
-        float(cfg.cash), SIZING_CODES[cfg.sizing], float(cfg.size), bool(cfg.whole_units),
-        float(cfg.commission_pct), float(cfg.commission_fixed), float(cfg.slippage_bps) / 1e4,
-        _opt(cfg.stop_loss), _opt(cfg.take_profit), _opt(cfg.trailing_stop), bool(cfg.close_at_end),
+        bars.open,
+        bars.high,
+        bars.low,
+        bars.close,
+        sig,
+        dist,
+        float(cfg.cash),
+        SIZING_CODES[cfg.sizing],
+        float(cfg.size),
+        bool(cfg.whole_units),
+        float(cfg.commission_pct),
+        float(cfg.commission_fixed),
+        float(cfg.slippage_bps) / 1e4,
+        _opt(cfg.stop_loss),
+        _opt(cfg.take_profit),
+        _opt(cfg.trailing_stop),
+        bool(cfg.close_at_end),
         equity,
     )
     if bad >= 0:
         raise DomainValueError("signals", f"must be +1, -1, 0 or NaN; bar {bad} has {sig[bad]}")
     trades = TradeTable.from_records(rec, bars.timestamps, float(bars.close[-1]))
     metrics = compute_metrics(
-        equity, bars.ts_ns, bars.close,
-        entry_bars=trades.entry_bar, exit_bars=trades.exit_bar, pnl=trades.pnl,
-        returns=trades.return_pct, commissions=trades.commission,
-        first_trading_bar=first_trading_bar, risk_free_rate=cfg.risk_free_rate,
+        equity,
+        bars.ts_ns,
+        bars.close,
+        entry_bars=trades.entry_bar,
+        exit_bars=trades.exit_bar,
+        pnl=trades.pnl,
+        returns=trades.return_pct,
+        commissions=trades.commission,
+        first_trading_bar=first_trading_bar,
+        risk_free_rate=cfg.risk_free_rate,
     )
     return BacktestResult(equity, trades, metrics, int(cancelled), cfg)

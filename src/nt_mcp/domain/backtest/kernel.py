@@ -69,9 +69,24 @@ def max_trades(signal, has_stops):  # type: ignore[no-untyped-def]
 
 @njit(cache=True)
 def simulate(  # type: ignore[no-untyped-def]
-    open_, high, low, close, signal, stop_dist,
-    cash, sizing, size, whole_units, c_pct, c_fixed, slippage,
-    stop_loss, take_profit, trailing, close_at_end, equity,
+    open_,
+    high,
+    low,
+    close,
+    signal,
+    stop_dist,
+    cash,
+    sizing,
+    size,
+    whole_units,
+    c_pct,
+    c_fixed,
+    slippage,
+    stop_loss,
+    take_profit,
+    trailing,
+    close_at_end,
+    equity,
 ):
     """Run the bar loop; write equity at every close into ``equity``.
 

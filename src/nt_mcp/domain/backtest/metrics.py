@@ -149,11 +149,13 @@ def risk_metrics(
     annual = (1.0 + g) ** per_year - 1.0
     var = float(r.var(ddof=1)) if r.shape[0] > 1 else math.nan
     with np.errstate(invalid="ignore"):
-        vol = math.sqrt((var + (1.0 + g) ** 2) ** per_year - (1.0 + g) ** (2 * per_year)) \
-            if not math.isnan(var) else math.nan
+        vol = (
+            math.sqrt((var + (1.0 + g) ** 2) ** per_year - (1.0 + g) ** (2 * per_year))
+            if not math.isnan(var)
+            else math.nan
+        )
     sharpe = (annual - risk_free_rate) / vol if vol else math.nan
-    downside = math.sqrt(float(np.mean(np.minimum(r, 0.0) ** 2))) * math.sqrt(per_year) \
-        if r.shape[0] else math.nan
+    downside = math.sqrt(float(np.mean(np.minimum(r, 0.0) ** 2))) * math.sqrt(per_year) if r.shape[0] else math.nan
     sortino = (annual - risk_free_rate) / downside if downside else (math.inf if annual > 0 else math.nan)
     span_ns = int(ts_ns[-1] - ts_ns[0])
     years = (span_ns // _DAY_NS + (span_ns % _DAY_NS) // 10**9 / 86_400) / 365.25

@@ -28,9 +28,26 @@ FloatArray = npt.NDArray[np.float64]
 
 @njit(cache=True)
 def _sweep(  # type: ignore[no-untyped-def]
-    open_, high, low, close, smas, fast_idx, slow_idx, down_value,
-    cash, sizing, size, whole_units, c_pct, c_fixed, slippage, stop_loss, take_profit, trailing,
-    close_at_end, equity,
+    open_,
+    high,
+    low,
+    close,
+    smas,
+    fast_idx,
+    slow_idx,
+    down_value,
+    cash,
+    sizing,
+    size,
+    whole_units,
+    c_pct,
+    c_fixed,
+    slippage,
+    stop_loss,
+    take_profit,
+    trailing,
+    close_at_end,
+    equity,
 ):
     """Simulate pair ``p`` with signal ``crossover(smas[fast_idx[p]], smas[slow_idx[p]])`` into
     ``equity[p]``. Returns all trades stacked and each pair's trade count."""
@@ -43,14 +60,30 @@ def _sweep(  # type: ignore[no-untyped-def]
     for p in range(n_pairs):
         crossover_signal(smas[fast_idx[p]], smas[slow_idx[p]], down_value, signal)
         trades, k, _, _ = kernel.simulate(
-            open_, high, low, close, signal, no_dist, cash, sizing, size, whole_units, c_pct, c_fixed,
-            slippage, stop_loss, take_profit, trailing, close_at_end, equity[p],
+            open_,
+            high,
+            low,
+            close,
+            signal,
+            no_dist,
+            cash,
+            sizing,
+            size,
+            whole_units,
+            c_pct,
+            c_fixed,
+            slippage,
+            stop_loss,
+            take_profit,
+            trailing,
+            close_at_end,
+            equity[p],
         )
         while total + k > stacked.shape[0]:
             bigger = np.empty((stacked.shape[0] * 2, 7))
             bigger[:total] = stacked[:total]
             stacked = bigger
-        stacked[total:total + k] = trades
+        stacked[total : total + k] = trades
         total += k
         counts[p] = k
     return stacked[:total], counts
@@ -116,11 +149,25 @@ def sweep_sma_crossover(
     slow_idx = np.array([pos[s] for _, s in pairs], dtype=np.int64)
     equity = np.empty((len(pairs), len(bars)))
     stacked, counts = _sweep(
-        bars.open, bars.high, bars.low, bars.close, smas, fast_idx, slow_idx,
+        bars.open,
+        bars.high,
+        bars.low,
+        bars.close,
+        smas,
+        fast_idx,
+        slow_idx,
         -1.0 if allow_short else 0.0,
-        float(cfg.cash), SIZING_CODES[cfg.sizing], float(cfg.size), bool(cfg.whole_units),
-        float(cfg.commission_pct), float(cfg.commission_fixed), float(cfg.slippage_bps) / 1e4,
-        _opt(cfg.stop_loss), _opt(cfg.take_profit), _opt(cfg.trailing_stop), bool(cfg.close_at_end),
+        float(cfg.cash),
+        SIZING_CODES[cfg.sizing],
+        float(cfg.size),
+        bool(cfg.whole_units),
+        float(cfg.commission_pct),
+        float(cfg.commission_fixed),
+        float(cfg.slippage_bps) / 1e4,
+        _opt(cfg.stop_loss),
+        _opt(cfg.take_profit),
+        _opt(cfg.trailing_stop),
+        bool(cfg.close_at_end),
         equity,
     )
     ends = np.concatenate(([0], np.cumsum(counts)))
@@ -128,14 +175,22 @@ def sweep_sma_crossover(
     periods = period_ends(bars.ts_ns)
     metrics = []
     for p, (f, s) in enumerate(pairs):
-        trades = TradeTable.from_records(stacked[ends[p]:ends[p + 1]], bars.timestamps, last_close)
-        metrics.append(compute_metrics(
-            equity[p], bars.ts_ns, bars.close,
-            entry_bars=trades.entry_bar, exit_bars=trades.exit_bar, pnl=trades.pnl,
-            returns=trades.return_pct, commissions=trades.commission,
-            first_trading_bar=warmup_of(smas[pos[f]], smas[pos[s]]), risk_free_rate=cfg.risk_free_rate,
-            periods=periods,
-        ))
+        trades = TradeTable.from_records(stacked[ends[p] : ends[p + 1]], bars.timestamps, last_close)
+        metrics.append(
+            compute_metrics(
+                equity[p],
+                bars.ts_ns,
+                bars.close,
+                entry_bars=trades.entry_bar,
+                exit_bars=trades.exit_bar,
+                pnl=trades.pnl,
+                returns=trades.return_pct,
+                commissions=trades.commission,
+                first_trading_bar=warmup_of(smas[pos[f]], smas[pos[s]]),
+                risk_free_rate=cfg.risk_free_rate,
+                periods=periods,
+            )
+        )
     return SweepResult(
         np.array([f for f, _ in pairs], dtype=np.int64),
         np.array([s for _, s in pairs], dtype=np.int64),

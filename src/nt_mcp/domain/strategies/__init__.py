@@ -37,9 +37,7 @@ def run_strategy(
 ) -> BacktestResult:
     """Validate ``params``, compute the strategy's signals and backtest them on ``bars``."""
     out = get_strategy(name).run(bars, params)
-    return run_backtest(
-        bars, out.signals, config, stop_distance=out.stop_distance, first_trading_bar=out.warmup
-    )
+    return run_backtest(bars, out.signals, config, stop_distance=out.stop_distance, first_trading_bar=out.warmup)
 
 
 __all__ = ["STRATEGIES", "Param", "StrategySignals", "StrategySpec", "get_strategy", "run_strategy"]

@@ -78,9 +78,7 @@ class StrategySpec:
         known = {p.name for p in self.params}
         unknown = sorted(set(given) - known)
         if unknown:
-            raise DomainValueError(
-                unknown[0], f"is not a parameter of {self.name}; expected one of {sorted(known)}"
-            )
+            raise DomainValueError(unknown[0], f"is not a parameter of {self.name}; expected one of {sorted(known)}")
         out = {p.name: p.coerce(given.get(p.name, p.default)) for p in self.params}
         self.check(out)
         return out
