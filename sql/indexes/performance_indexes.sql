@@ -12,3 +12,6 @@ CREATE INDEX IF NOT EXISTS ix_audit_log_failures_ts ON audit_log (ts DESC) WHERE
 -- nt_mcp.infra.spool.Replayer.unresolved_query: unresolved dead letters, oldest first (`nt-mcp dlq`).
 -- Partial: resolved letters drop out of the index.
 CREATE INDEX IF NOT EXISTS ix_dead_letters_unresolved ON dead_letters (id) WHERE resolved_at IS NULL;
+
+-- nt_mcp.infra.backtests.BacktestStore.recent_query: a principal's latest backtests, newest first (list_backtests).
+CREATE INDEX IF NOT EXISTS ix_backtests_principal_created ON backtests (principal, created_at DESC);

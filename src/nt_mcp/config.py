@@ -78,6 +78,13 @@ class Settings(BaseSettings):
     # auth (HTTP transports)
     jwt_secret: SecretStr | None = None
 
+    # market data (backtests): Alpaca historical data, local files, or seeded synthetic bars
+    alpaca_api_key: SecretStr | None = None
+    alpaca_secret_key: SecretStr | None = None
+    alpaca_data_feed: Literal["iex", "sip", "delayed_sip"] = "iex"
+    data_dir: Path | None = None
+    market_data_source: Literal["synthetic", "files", "alpaca"] | None = None
+
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
 
     @field_validator("log_level", mode="before")
@@ -111,6 +118,16 @@ class Settings(BaseSettings):
         if value is not None and len(value.get_secret_value().encode()) < 32:
             raise ValueError("must be at least 32 bytes long")
         return value
+
+    @field_validator("alpaca_api_key", "alpaca_secret_key", mode="before")
+    @classmethod
+    def _blank_secret_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("data_dir", mode="before")
+    @classmethod
+    def _blank_dir_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("stdio_scopes")
     @classmethod

@@ -13,6 +13,7 @@ from sqlalchemy.dialects import postgresql
 
 from nt_mcp.infra import migrate
 from nt_mcp.infra.audit import AuditLog
+from nt_mcp.infra.backtests import BacktestStore
 from nt_mcp.infra.db import Database
 from nt_mcp.infra.spool import Replayer
 from tests.conftest import make_settings
@@ -26,6 +27,7 @@ def _queries() -> dict[str, sa.Select[Any]]:
         "ix_audit_log_principal_ts": AuditLog.recent_query("principal-7", 50),
         "ix_audit_log_failures_ts": AuditLog.error_count_query(NOW - timedelta(hours=1)),
         "ix_dead_letters_unresolved": Replayer.unresolved_query(100),
+        "ix_backtests_principal_created": BacktestStore.recent_query("principal-7", 20),
     }
 
 
@@ -46,6 +48,18 @@ async def _seed(conn: sa.ext.asyncio.AsyncConnection) -> None:
         INSERT INTO dead_letters (kind, payload, error, attempts, created_at, resolved_at)
         SELECT 'insert:audit_log', '{}'::jsonb, 'x', 5, CAST(:now AS timestamptz),
                CASE WHEN g % 1000 = 0 THEN NULL ELSE CAST(:now AS timestamptz) END
+        FROM generate_series(1, 20000) AS g
+    """),
+        {"now": NOW},
+    )
+    # 20,000 stored backtests by 50 principals over 200 days.
+    await conn.execute(
+        sa.text("""
+        INSERT INTO backtests (id, principal, strategy, symbol, timeframe, data_source, params, config, metrics,
+                               trades, provenance, created_at)
+        SELECT md5(g::text), 'principal-' || (g % 50), 'sma_crossover', 'SPY', '1Day', 'files',
+               '{}'::jsonb, '{}'::jsonb, '{"final_equity": 10000}'::jsonb, '[]'::jsonb, '{}'::jsonb,
+               CAST(:now AS timestamptz) - (g * interval '864 seconds')
         FROM generate_series(1, 20000) AS g
     """),
         {"now": NOW},

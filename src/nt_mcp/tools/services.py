@@ -8,9 +8,11 @@ import time
 from dataclasses import dataclass, field
 
 from nt_mcp import __version__
+from nt_mcp.adapters.data.market import MarketDataHub
 from nt_mcp.config import Settings
 from nt_mcp.infra import migrate
 from nt_mcp.infra.audit import AuditLog
+from nt_mcp.infra.backtests import BacktestStore
 from nt_mcp.infra.cache import Cache, build_cache
 from nt_mcp.infra.db import Database
 from nt_mcp.infra.ratelimit import RateLimiter
@@ -31,6 +33,8 @@ class Services:
     writer: DurableWriter
     replayer: Replayer
     audit: AuditLog
+    market_data: MarketDataHub
+    backtests: BacktestStore
     version: str = __version__
     started_monotonic: float = field(default_factory=time.monotonic)
     _background: list[asyncio.Task[None]] = field(default_factory=list)
@@ -45,17 +49,21 @@ class Services:
         link = RedisLink(settings.redis_url, settings.redis_probe_interval_s) if settings.redis_url else None
         spool = Spool(settings.data_home / "spool")
         writer = DurableWriter(db, spool)
+        cache = build_cache(link, settings.cache_default_ttl_s)
+        upstreams = Upstreams(settings)
         services = cls(
             settings=settings,
             db=db,
             redis=link,
-            cache=build_cache(link, settings.cache_default_ttl_s),
+            cache=cache,
             limiter=RateLimiter(settings.rate_limit_per_minute, link),
-            upstreams=Upstreams(settings),
+            upstreams=upstreams,
             spool=spool,
             writer=writer,
             replayer=Replayer(db, spool, settings.spool_max_attempts),
             audit=AuditLog(db, writer),
+            market_data=MarketDataHub(settings, upstreams, cache),
+            backtests=BacktestStore(db),
         )
         services._background.append(
             asyncio.create_task(services.replayer.run_forever(settings.spool_replay_interval_s))
