@@ -25,6 +25,7 @@ from nt_mcp.server.app import NtMCPServer, build_server
 from nt_mcp.server.guard import Guard
 from nt_mcp.server.registry import all_tools
 from nt_mcp.tools import backtesting
+from nt_mcp.tools.charts import equity_curve_png
 from nt_mcp.tools.registry import Principal, ToolContext
 from nt_mcp.tools.services import Services
 
@@ -368,5 +369,5 @@ def test_chart_buckets_long_curves() -> None:
     n = 50_000
     ts = (np.arange(n, dtype=np.int64) * 60 + 1_700_000_000) * 10**9
     equity = 10_000 + np.cumsum(np.random.default_rng(1).standard_normal(n))
-    png = backtesting.equity_curve_png(ts, equity, None, "long")
+    png = equity_curve_png(ts, equity, equity * 1.01, "long")
     assert png[:8] == PNG_SIGNATURE and struct.unpack(">II", png[16:24]) == (800, 350)

@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 import numpy as np
+import numpy.typing as npt
 from mcp_types import ImageContent
 from pydantic import BaseModel, Field
 
@@ -485,11 +486,11 @@ def _provenance(market: MarketData, symbol: str, timeframe: str, bars: Bars) -> 
     )
 
 
-def _chart(bars: Bars, result: BacktestResult, warmup: int, title: str) -> bytes:
-    """Equity against buy & hold of the same cash from the end of the warm-up (as the metric is)."""
+def _buy_and_hold(bars: Bars, result: BacktestResult, warmup: int) -> npt.NDArray[np.float64]:
+    """Buy & hold of the same cash from the end of the warm-up (as the metric is)."""
     hold = np.full(len(bars), np.nan)
     hold[warmup:] = bars.close[warmup:] / bars.close[warmup] * result.config.cash
-    return equity_curve_png(bars.ts_ns, result.equity, hold, title)
+    return hold
 
 
 def _run_with_warmup(
@@ -584,7 +585,8 @@ async def run_backtest(
     market, bars = await _load(ctx, data_source, symbol, timeframe, start, end)
     result, warmup = await asyncio.to_thread(_run_with_warmup, bars, spec, checked, cfg)
     title = f"{spec.name} {symbol} ({market.source}{', SYNTHETIC' if market.source == 'synthetic' else ''})"
-    png = await asyncio.to_thread(_chart, bars, result, warmup, title)
+    hold = _buy_and_hold(bars, result, warmup)
+    png = await asyncio.to_thread(equity_curve_png, bars.ts_ns, result.equity, hold, title)
     trades = [_trade_out(t) for t in result.trades]
     provenance = _provenance(market, symbol, timeframe, bars)
     metrics = _metrics_out(result.metrics)
