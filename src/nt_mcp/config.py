@@ -143,6 +143,14 @@ class Settings(BaseSettings):
             raise ValueError("NT_TRADING_MODE=live also needs NT_LIVE_TRADING_ACKNOWLEDGED=true; refusing to start")
         return self
 
+    @model_validator(mode="after")
+    def _check_market_data_source(self) -> Settings:
+        if self.market_data_source == "alpaca" and (self.alpaca_api_key is None or self.alpaca_secret_key is None):
+            raise ValueError("NT_MARKET_DATA_SOURCE=alpaca needs NT_ALPACA_API_KEY and NT_ALPACA_SECRET_KEY")
+        if self.market_data_source == "files" and self.data_dir is None:
+            raise ValueError("NT_MARKET_DATA_SOURCE=files needs NT_DATA_DIR")
+        return self
+
     @property
     def mode(self) -> Literal["paper", "live"]:
         """``live`` only when both live settings say so; anything else, typos included, is paper."""

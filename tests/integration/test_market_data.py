@@ -16,6 +16,7 @@ import requests
 import requests_mock as rm
 from mcp import Client
 from pydantic import SecretStr
+from pydantic import ValidationError as PydanticValidationError
 
 from nt_mcp.adapters.data.market import (
     CLOSED_RANGE_TTL_S,
@@ -25,7 +26,7 @@ from nt_mcp.adapters.data.market import (
     SyntheticMarketData,
 )
 from nt_mcp.adapters.data.synthetic import generate_bars
-from nt_mcp.config import Settings
+from nt_mcp.config import Settings, describe_settings_error
 from nt_mcp.errors import (
     AuthenticationError,
     ExternalAPIError,
@@ -120,6 +121,20 @@ def test_unconfigured_sources_say_which_settings_to_set(tmp_path: Path) -> None:
     with pytest.raises(ValidationError) as unknown:
         hub.get("bloomberg")
     assert unknown.value.argument == "data_source"
+
+
+@pytest.mark.parametrize(
+    ("values", "needs"),
+    [
+        ({"market_data_source": "alpaca", "alpaca_api_key": KEY_ID}, "NT_ALPACA_SECRET_KEY"),
+        ({"market_data_source": "files"}, "NT_DATA_DIR"),
+    ],
+)
+def test_a_default_source_without_its_settings_is_refused_at_start(values: dict[str, Any], needs: str) -> None:
+    with pytest.raises(PydanticValidationError) as refused:
+        Settings(_env_file=None, **values)  # type: ignore[call-arg]
+    line = describe_settings_error(refused.value)
+    assert needs in line and KEY_ID not in line
 
 
 def test_blank_key_settings_count_as_unset(tmp_path: Path) -> None:
