@@ -78,9 +78,13 @@ def _error(result: Any) -> dict[str, Any]:
 
 async def test_strategies_are_listed_with_bounds_and_rules(stack: Services) -> None:
     async with Client(build_server(stack)) as client:
+        tools = {t.name: t for t in (await client.list_tools()).tools}
         listed = (await client.call_tool("list_strategies", {})).structured_content
         info = (await client.call_tool("get_strategy_info", {"strategy": "sma_crossover"})).structured_content
         unknown = await client.call_tool("get_strategy_info", {"strategy": "astrology"})
+    assert tools["run_backtest"].annotations.read_only_hint is False
+    assert tools["optimize_strategy"].annotations.read_only_hint is True  # computes, stores nothing
+    assert tools["list_backtests"].annotations.read_only_hint is True
     names = {s["name"] for s in listed["strategies"]}
     assert names == {"sma_crossover", "momentum", "mean_reversion", "breakout", "rsi_reversion"}
     fast = next(p for p in info["parameters"] if p["name"] == "fast")

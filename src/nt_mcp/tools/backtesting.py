@@ -540,7 +540,7 @@ async def get_strategy_info(ctx: ToolContext, strategy: StrategyArg) -> Strategy
     return _info(_strategy(strategy))
 
 
-@tool(output=BacktestReport, scope="backtest", title="Run a backtest", cost=2)
+@tool(output=BacktestReport, scope="backtest", title="Run a backtest", cost=2, open_world=True)
 async def run_backtest(
     ctx: ToolContext,
     strategy: StrategyArg,
@@ -824,7 +824,14 @@ async def _evaluate(
     return metrics, "loop"
 
 
-@tool(output=OptimizationReport, scope="backtest", title="Optimise strategy parameters", cost=5)
+@tool(
+    output=OptimizationReport,
+    scope="backtest",
+    title="Optimise strategy parameters",
+    cost=5,
+    read_only=True,
+    open_world=True,
+)
 async def optimize_strategy(
     ctx: ToolContext,
     strategy: StrategyArg,
