@@ -8,3 +8,12 @@ CREATE INDEX IF NOT EXISTS ix_audit_log_principal_ts ON audit_log (principal, ts
 -- nt_mcp.infra.audit.AuditLog.error_count_since: failed calls in the last hour (server_status).
 -- Partial: only failures are indexed, a small fraction of the log.
 CREATE INDEX IF NOT EXISTS ix_audit_log_failures_ts ON audit_log (ts DESC) WHERE outcome <> 'ok';
+
+-- nt_mcp.adapters.brokers.router.OrderRouter.orders_since_query: orders a principal placed today
+-- (the max-orders-per-day risk check); also nt_mcp.adapters.brokers.paper.PaperBroker.list_orders_query.
+CREATE INDEX IF NOT EXISTS ix_orders_principal_created ON orders (principal, created_at DESC);
+
+-- nt_mcp.adapters.brokers.paper.PaperBroker.open_orders_query: a principal's resting paper orders,
+-- swept against the latest prices on every read. Partial: only resting orders are indexed.
+CREATE INDEX IF NOT EXISTS ix_orders_open_principal ON orders (principal, created_at)
+    WHERE status IN ('new', 'accepted');

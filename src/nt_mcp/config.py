@@ -7,6 +7,7 @@ start with one line naming the setting (see `describe_settings_error`), never a 
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 from typing import Literal
 
@@ -66,6 +67,32 @@ class Settings(BaseSettings):
     trading_mode: str = "paper"
     live_trading_acknowledged: bool = False
 
+    # broker: the paper broker (a simulated account in this server's storage) or Alpaca
+    broker: Literal["paper", "alpaca"] = "paper"
+    alpaca_api_key: SecretStr | None = None
+    alpaca_secret_key: SecretStr | None = None
+    alpaca_trading_url: str | None = None  # override of the trading base URL (a proxy); None = Alpaca's
+    alpaca_data_url: str | None = None  # override of the market data base URL; None = Alpaca's
+    alpaca_data_feed: Literal["iex", "sip"] = "iex"
+    # where prices come from (quotes for the paper broker, get_quote, get_bars)
+    market_data_source: Literal["synthetic", "alpaca"] = "synthetic"
+
+    # paper broker
+    paper_starting_cash: Decimal = Field(Decimal("100000"), gt=0)
+    paper_slippage_bps: Decimal = Field(Decimal("5"), ge=0, le=1000)
+    paper_commission_per_order: Decimal = Field(Decimal("0"), ge=0)
+    paper_commission_bps: Decimal = Field(Decimal("0"), ge=0, le=1000)
+    paper_ignore_market_hours: bool = True
+
+    # pre-trade risk limits (0 disables a numeric limit; lists are comma-separated symbols)
+    risk_max_order_notional: Decimal = Field(Decimal("25000"), ge=0)
+    risk_max_position_weight: Decimal = Field(Decimal("0.25"), ge=0, le=10)
+    risk_max_open_positions: int = Field(20, ge=0)
+    risk_max_orders_per_day: int = Field(100, ge=0)
+    risk_daily_loss_limit_pct: Decimal = Field(Decimal("0.05"), ge=0, le=1)
+    risk_symbol_allowlist: str = ""
+    risk_symbol_denylist: str = ""
+
     # auth (HTTP transports)
     jwt_secret: SecretStr | None = None
 
@@ -121,6 +148,19 @@ class Settings(BaseSettings):
             )
         return self
 
+    @model_validator(mode="after")
+    def _check_alpaca_keys(self) -> Settings:
+        if self.broker == "alpaca" or self.market_data_source == "alpaca":
+            missing = [
+                f"{ENV_PREFIX}{name.upper()}"
+                for name in ("alpaca_api_key", "alpaca_secret_key")
+                if not (getattr(self, name) and getattr(self, name).get_secret_value().strip())
+            ]
+            if missing:
+                which = "NT_BROKER=alpaca" if self.broker == "alpaca" else "NT_MARKET_DATA_SOURCE=alpaca"
+                raise ValueError(f"{which} needs {' and '.join(missing)}; refusing to start")
+        return self
+
     @property
     def mode(self) -> Literal["paper", "live"]:
         """``live`` only when both live settings say so; anything else, typos included, is paper."""
@@ -134,6 +174,16 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{self.data_home / 'nt-mcp.sqlite3'}"
+
+    @property
+    def symbol_allowlist(self) -> frozenset[str]:
+        """Symbols that may be traded (empty: all)."""
+        return frozenset(_split_scopes(self.risk_symbol_allowlist.upper()))
+
+    @property
+    def symbol_denylist(self) -> frozenset[str]:
+        """Symbols that may never be traded."""
+        return frozenset(_split_scopes(self.risk_symbol_denylist.upper()))
 
     @property
     def local_scopes(self) -> frozenset[str]:

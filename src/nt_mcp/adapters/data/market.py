@@ -1,0 +1,155 @@
+"""Where prices come from: one async `MarketData` interface and its sources.
+
+- `SyntheticMarketData` (the zero-configuration default): the seeded GBM generator of
+  `nt_mcp.adapters.data.synthetic`, labelled ``source="synthetic"``. Deterministic for a given
+  time: the latest quote at ``t`` is the last close of the 1-minute bars of ``t``'s UTC day up to
+  ``t``, started at the previous weekday's close of the daily series that begins on
+  `SYNTHETIC_ANCHOR`. On a weekend it is the last minute of Friday. Prices are not real.
+- `AlpacaMarketData`: Alpaca's market data API through alpaca-py (``NT_MARKET_DATA_SOURCE=alpaca``).
+
+Every `Quote` names its ``source`` so a tool result can say where a price came from.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
+from typing import Any, Protocol
+
+from alpaca.data.enums import DataFeed
+from alpaca.data.requests import StockLatestQuoteRequest
+
+from nt_mcp.adapters.alpaca_common import call_alpaca
+from nt_mcp.errors import ExternalAPIError, NotFoundError
+
+
+@dataclass(frozen=True)
+class Quote:
+    symbol: str
+    price: Decimal  # the price a market order is expected to trade near (mid, or last close)
+    bid: Decimal | None
+    ask: Decimal | None
+    timestamp: datetime
+    source: str
+
+
+class MarketData(Protocol):
+    source: str  # "synthetic" | "files" | "alpaca"
+
+    async def latest_quote(self, symbol: str) -> Quote: ...
+
+
+SYNTHETIC_ANCHOR = date(2020, 1, 1)
+
+
+class SyntheticMarketData:
+    """Quotes from the seeded synthetic generator (see the module docstring for the exact rule)."""
+
+    source = "synthetic"
+
+    def __init__(self, seed: int = 0, now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+        self.seed = seed
+        self.now = now
+        self._memo: dict[tuple[str, datetime], tuple[float, datetime]] = {}
+
+    def _generate(self, *args: Any, **kwargs: Any) -> Any:
+        synthetic = importlib.import_module("nt_mcp.adapters.data.synthetic")
+        return synthetic.generate_bars(*args, **kwargs)
+
+    def _price_at(self, symbol: str, moment: datetime) -> tuple[float, datetime]:
+        moment = moment.astimezone(UTC).replace(second=0, microsecond=0)
+        while moment.weekday() >= 5:  # weekend: the last minute of Friday
+            moment = datetime.combine(moment.date(), time(0), UTC) - timedelta(minutes=1)
+        key = (symbol, moment)
+        if key not in self._memo:
+            day = moment.date()
+            day_start = datetime.combine(day, time(0), UTC)
+            previous = day - timedelta(days=1)
+            start_price = 100.0
+            if previous >= SYNTHETIC_ANCHOR:  # a Wednesday: the daily range always holds a bar
+                daily = self._generate(
+                    symbol,
+                    datetime.combine(SYNTHETIC_ANCHOR, time(0)),
+                    datetime.combine(previous, time(0)),
+                    "1Day",
+                    seed=self.seed,
+                )
+                start_price = float(daily.close[-1])
+            minutes = self._generate(
+                symbol,
+                day_start.replace(tzinfo=None),
+                moment.replace(tzinfo=None),
+                "1Min",
+                seed=self.seed * 100_000_000 + int(day.strftime("%Y%m%d")),
+                start_price=start_price,
+            )
+            if len(self._memo) > 10_000:
+                self._memo.clear()
+            self._memo[key] = (float(minutes.close[-1]), moment)
+        return self._memo[key]
+
+    async def latest_quote(self, symbol: str) -> Quote:
+        price, at = await asyncio.to_thread(self._price_at, symbol, self.now())
+        value = Decimal(str(round(price, 4)))
+        return Quote(symbol=symbol, price=value, bid=None, ask=None, timestamp=at, source=self.source)
+
+    async def close(self) -> None:
+        return None
+
+
+def to_decimal(value: Any) -> Decimal | None:
+    """An upstream number as a Decimal: strings exactly, JSON floats via their shortest repr."""
+    if value is None or value == "":
+        return None
+    return Decimal(str(value))
+
+
+class AlpacaMarketData:
+    """Latest quotes from Alpaca's market data API (IEX feed by default; SIP needs a subscription).
+
+    alpaca-py is synchronous: every call runs in a worker thread (`asyncio.to_thread`)."""
+
+    source = "alpaca"
+
+    def __init__(self, client: Any, feed: str = "iex") -> None:
+        self.client = client  # an alpaca.data.historical.StockHistoricalDataClient(raw_data=True)
+        self.feed = feed
+
+    async def latest_quote(self, symbol: str) -> Quote:
+        request = StockLatestQuoteRequest(symbol_or_symbols=symbol, feed=DataFeed(self.feed))
+        raw = await call_alpaca(
+            "alpaca-data", lambda: self.client.get_stock_latest_quote(request), what=f"quote {symbol}"
+        )
+        body = raw.get(symbol) if isinstance(raw, dict) else None
+        if not body:
+            raise NotFoundError(f"Alpaca has no quote for {symbol}.", context={"symbol": symbol})
+        return quote_from_alpaca(symbol, body, self.source)
+
+    async def close(self) -> None:
+        await asyncio.to_thread(self.client._session.close)
+
+
+def quote_from_alpaca(symbol: str, body: dict[str, Any], source: str) -> Quote:
+    """Alpaca's latest-quote object ``{"t", "bp", "bs", "ap", "as", ...}`` as a `Quote`.
+    The price is the mid of bid and ask when both are positive, else whichever side is."""
+    bid, ask = to_decimal(body.get("bp")), to_decimal(body.get("ap"))
+    bid = bid if bid and bid > 0 else None
+    ask = ask if ask and ask > 0 else None
+    if bid is not None and ask is not None:
+        price = (bid + ask) / 2
+    elif bid is not None or ask is not None:
+        price = bid if bid is not None else ask  # type: ignore[assignment]
+    else:
+        raise ExternalAPIError(f"Alpaca's quote for {symbol} has no price.", service="alpaca-data")
+    return Quote(
+        symbol=symbol,
+        price=price,
+        bid=bid,
+        ask=ask,
+        timestamp=datetime.fromisoformat(str(body["t"]).replace("Z", "+00:00")),
+        source=source,
+    )
