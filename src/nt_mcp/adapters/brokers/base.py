@@ -17,7 +17,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Literal, Protocol
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from nt_mcp.adapters.data.market import Quote
 
@@ -75,7 +75,23 @@ class OrderRequest:
         return "bracket" if self.take_profit is not None or self.stop_loss is not None else "simple"
 
 
-class Order(BaseModel):
+def tidy(value: Decimal) -> Decimal:
+    """``Decimal("100.0000000000")`` -> ``Decimal("100")``, never exponent notation."""
+    if not value.is_finite():
+        return value
+    return value.quantize(Decimal(1)) if value == value.to_integral_value() else value.normalize()
+
+
+class BrokerModel(BaseModel):
+    """Decimals without storage padding: 100, not 100.0000000000."""
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _tidy(cls, value: object) -> object:
+        return tidy(value) if isinstance(value, Decimal) else value
+
+
+class Order(BrokerModel):
     """An order as the broker sees it. ``id`` is the broker's order id (use it with get_order and
     cancel_order); ``client_order_id`` is the deterministic id this server derived from the
     idempotency key."""
@@ -107,7 +123,7 @@ class Order(BaseModel):
         return self.status in OPEN_STATUSES
 
 
-class Position(BaseModel):
+class Position(BrokerModel):
     symbol: str
     qty: Decimal = Field(description="signed: negative is short")
     side: Literal["long", "short"]
@@ -119,7 +135,7 @@ class Position(BaseModel):
     realized_pl: Decimal | None = Field(None, description="paper broker only: realised P&L of this symbol")
 
 
-class Account(BaseModel):
+class Account(BrokerModel):
     equity: Decimal
     cash: Decimal
     buying_power: Decimal
@@ -132,7 +148,7 @@ class Account(BaseModel):
     trading_blocked: bool = False
 
 
-class Clock(BaseModel):
+class Clock(BrokerModel):
     timestamp: datetime
     is_open: bool
     next_open: datetime
