@@ -39,9 +39,7 @@ def _wait_for_port(port: int, timeout_s: float = 20.0) -> None:
 def postgres_bin_dir() -> Path:
     candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: int(Path(p).parent.name))
     if not candidates:
-        raise RuntimeError(
-            "PostgreSQL server binaries not found under /usr/lib/postgresql; run ./scripts/test"
-        )
+        raise RuntimeError("PostgreSQL server binaries not found under /usr/lib/postgresql; run ./scripts/test")
     return Path(candidates[-1])
 
 
@@ -69,18 +67,27 @@ class PostgresServer:
         if as_user:
             shutil.chown(root, user=as_user)
         server = cls(port=free_port(), data_dir=root / "data", bin_dir=postgres_bin_dir(), as_user=as_user)
-        server._run(
-            "initdb", "-D", str(server.data_dir), "-U", "postgres", "-A", "trust", "--no-sync", "-E", "UTF8"
-        )
+        server._run("initdb", "-D", str(server.data_dir), "-U", "postgres", "-A", "trust", "--no-sync", "-E", "UTF8")
         options = (
             f"-p {server.port} -c listen_addresses=127.0.0.1 -k {root} -c fsync=off "
             "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
         )
-        server._run(
-            "pg_ctl", "-D", str(server.data_dir), "-o", options, "-l", str(root / "log"), "-w", "start"
-        )
+        server._run("pg_ctl", "-D", str(server.data_dir), "-o", options, "-l", str(root / "log"), "-w", "start")
         _wait_for_port(server.port)
         return server
+
+    def halt(self) -> None:
+        """Stop the server, keeping its data (an outage). Fast mode: clients are cut off at once, and
+        what was committed stays committed (immediate mode would also drop the commits that
+        ``synchronous_commit=off`` had not flushed yet, which is this test server's setting, not an outage)."""
+        self._run("pg_ctl", "-D", str(self.data_dir), "-m", "fast", "-w", "stop")
+
+    def resume(self) -> None:
+        """Start it again on the same port after `halt`."""
+        options = f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.data_dir.parent} -c fsync=off"
+        log = str(self.data_dir.parent / "log")
+        self._run("pg_ctl", "-D", str(self.data_dir), "-o", options, "-l", log, "-w", "start")
+        _wait_for_port(self.port)
 
     def stop(self) -> None:
         with contextlib.suppress(subprocess.CalledProcessError):

@@ -9,6 +9,10 @@ CREATE INDEX IF NOT EXISTS ix_audit_log_principal_ts ON audit_log (principal, ts
 -- Partial: only failures are indexed, a small fraction of the log.
 CREATE INDEX IF NOT EXISTS ix_audit_log_failures_ts ON audit_log (ts DESC) WHERE outcome <> 'ok';
 
+-- nt_mcp.infra.spool.Replayer.unresolved_query: unresolved dead letters, oldest first (`nt-mcp dlq`).
+-- Partial: resolved letters drop out of the index.
+CREATE INDEX IF NOT EXISTS ix_dead_letters_unresolved ON dead_letters (id) WHERE resolved_at IS NULL;
+
 -- nt_mcp.adapters.brokers.router.OrderRouter.orders_since_query: orders a principal placed today
 -- (the max-orders-per-day risk check); also nt_mcp.adapters.brokers.paper.PaperBroker.list_orders_query.
 CREATE INDEX IF NOT EXISTS ix_orders_principal_created ON orders (principal, created_at DESC);

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import sys
 from collections.abc import Sequence
@@ -34,6 +35,11 @@ def _parser() -> argparse.ArgumentParser:
     db = commands.add_parser("db", help="database maintenance")
     db_commands = db.add_subparsers(dest="db_command", required=True)
     db_commands.add_parser("upgrade", help="apply migrations (and PostgreSQL performance indexes)")
+
+    dlq = commands.add_parser("dlq", help="writes the database missed: the local spool and dead letters")
+    dlq_commands = dlq.add_subparsers(dest="dlq_command", required=True)
+    dlq_commands.add_parser("list", help="show spooled writes and unresolved dead letters (JSON lines)")
+    dlq_commands.add_parser("replay", help="replay the spool now and retry unresolved dead letters")
     return parser
 
 
@@ -78,6 +84,36 @@ async def _db_upgrade(settings: Settings) -> None:
         await db.dispose()
 
 
+async def _dlq(settings: Settings, command: str) -> None:
+    from nt_mcp.infra.db import Database
+    from nt_mcp.infra.spool import Replayer, Spool
+
+    db = Database(settings)
+    replayer = Replayer(db, Spool(settings.data_home / "spool"), settings.spool_max_attempts)
+    try:
+        if command == "list":
+            for entry in replayer.spool.pending():
+                print(json.dumps({"where": "spool", **entry.describe()}))
+            for letter in await replayer.dead_letters():
+                print(json.dumps({"where": "dead_letters", **letter}, default=str))
+        else:
+            report = await replayer.replay_once()
+            fixed, failed = await replayer.retry_dead_letters()
+            print(
+                json.dumps(
+                    {
+                        "spool_replayed": report.replayed,
+                        "spool_dead_lettered": report.dead_lettered,
+                        "spool_remaining": report.remaining,
+                        "dead_letters_resolved": fixed,
+                        "dead_letters_still_failing": failed,
+                    }
+                )
+            )
+    finally:
+        await db.dispose()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     overrides = {
@@ -100,6 +136,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             asyncio.run(_serve(settings))
         elif args.command == "db":
             asyncio.run(_db_upgrade(settings))
+        elif args.command == "dlq":
+            asyncio.run(_dlq(settings, args.dlq_command))
     except KeyboardInterrupt:
         return 0
     except NotImplementedError as error:

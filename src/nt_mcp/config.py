@@ -33,9 +33,7 @@ def _default_data_home() -> Path:
 class Settings(BaseSettings):
     """Every knob of the server. Field names map to ``NT_<NAME>`` environment variables."""
 
-    model_config = SettingsConfigDict(
-        env_prefix=ENV_PREFIX, env_file=".env", env_file_encoding="utf-8", extra="ignore"
-    )
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_file=".env", env_file_encoding="utf-8", extra="ignore")
 
     # transport
     transport: Literal["stdio", "http", "sse"] = "stdio"
@@ -58,6 +56,17 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     cache_default_ttl_s: float = Field(60.0, gt=0)
     rate_limit_per_minute: int = Field(120, ge=1)
+
+    # resilience: retries, circuit breakers, the local spool for writes the database missed
+    retry_max_attempts: int = Field(3, ge=1, le=10)
+    retry_base_s: float = Field(0.5, ge=0)
+    retry_max_backoff_s: float = Field(8.0, ge=0)
+    retry_max_total_s: float = Field(20.0, ge=0)
+    breaker_fail_max: int = Field(5, ge=1)
+    breaker_reset_timeout_s: float = Field(30.0, gt=0)
+    redis_probe_interval_s: float = Field(1.0, gt=0)
+    spool_replay_interval_s: float = Field(2.0, gt=0)
+    spool_max_attempts: int = Field(5, ge=1)
 
     # guard
     tool_timeout_s: float = Field(120.0, gt=0)
@@ -110,9 +119,7 @@ class Settings(BaseSettings):
             return None
         scheme, sep, rest = value.strip().partition("://")
         if not sep or scheme not in _DB_SCHEMES or not rest:
-            raise ValueError(
-                "must look like postgresql://user:pass@host:5432/db or sqlite:///path/to/file.db"
-            )
+            raise ValueError("must look like postgresql://user:pass@host:5432/db or sqlite:///path/to/file.db")
         return f"{_DB_SCHEMES[scheme]}://{rest}"
 
     @field_validator("redis_url")
@@ -143,9 +150,7 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _check_live_gate(self) -> Settings:
         if self.trading_mode.strip().lower() == "live" and not self.live_trading_acknowledged:
-            raise ValueError(
-                "NT_TRADING_MODE=live also needs NT_LIVE_TRADING_ACKNOWLEDGED=true; refusing to start"
-            )
+            raise ValueError("NT_TRADING_MODE=live also needs NT_LIVE_TRADING_ACKNOWLEDGED=true; refusing to start")
         return self
 
     @model_validator(mode="after")

@@ -33,9 +33,7 @@ async def test_in_memory_client_lists_tools_and_reads_status(services: Services)
     assert body["principal"] == "local-operator" and "admin" not in body["scopes"]
 
 
-async def test_stdio_subprocess_speaks_only_json_rpc_on_stdout(
-    tmp_path: Path, pg_url: str, redis_url: str
-) -> None:
+async def test_stdio_subprocess_speaks_only_json_rpc_on_stdout(tmp_path: Path, pg_url: str, redis_url: str) -> None:
     stdout_copy = tmp_path / "stdout.jsonl"
     env = {k: v for k, v in os.environ.items() if not k.startswith("NT_")} | {
         "NT_DATA_HOME": str(tmp_path / "data"),
@@ -68,12 +66,8 @@ async def test_stdio_subprocess_speaks_only_json_rpc_on_stdout(
 
 
 async def test_zero_config_stdio_server_uses_sqlite_in_the_data_dir(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NT_")} | {
-        "NT_DATA_HOME": str(tmp_path / "d")
-    }
-    params = StdioServerParameters(
-        command=sys.executable, args=["-m", "nt_mcp", "serve"], env=env, cwd=str(tmp_path)
-    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NT_")} | {"NT_DATA_HOME": str(tmp_path / "d")}
+    params = StdioServerParameters(command=sys.executable, args=["-m", "nt_mcp", "serve"], env=env, cwd=str(tmp_path))
     async with Client(params, read_timeout_seconds=60) as client:
         status = await client.call_tool("server_status", {})
     assert status.structured_content["storage"]["backend"] == "sqlite"

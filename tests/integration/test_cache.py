@@ -8,17 +8,20 @@ from collections.abc import AsyncIterator
 import pytest
 
 from nt_mcp.infra.cache import Cache, build_cache
+from nt_mcp.infra.redis_link import RedisLink
 
 
 @pytest.fixture(params=["memory", "redis"])
 async def cache(request: pytest.FixtureRequest) -> AsyncIterator[Cache]:
-    url = request.getfixturevalue("redis_url") if request.param == "redis" else None
-    built = build_cache(url, default_ttl_s=30)
+    link = RedisLink(request.getfixturevalue("redis_url")) if request.param == "redis" else None
+    built = build_cache(link, default_ttl_s=30)
     assert built.name == request.param
     try:
         yield built
     finally:
         await built.close()
+        if link is not None:
+            await link.close()
 
 
 async def test_values_round_trip_and_expire(cache: Cache) -> None:
@@ -53,9 +56,7 @@ async def test_a_failed_load_reaches_every_waiter_and_is_not_cached(cache: Cache
         await asyncio.sleep(0.05)
         raise ConnectionError("upstream down")
 
-    outcomes = await asyncio.gather(
-        *(cache.get_or_load("k", failing) for _ in range(10)), return_exceptions=True
-    )
+    outcomes = await asyncio.gather(*(cache.get_or_load("k", failing) for _ in range(10)), return_exceptions=True)
     assert calls == 1
     assert all(isinstance(o, ConnectionError) for o in outcomes)
     assert await cache.get("k") is None

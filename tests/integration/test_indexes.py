@@ -16,6 +16,7 @@ from nt_mcp.adapters.brokers.router import OrderRouter
 from nt_mcp.infra import migrate
 from nt_mcp.infra.audit import AuditLog
 from nt_mcp.infra.db import Database
+from nt_mcp.infra.spool import Replayer
 from tests.conftest import make_settings
 
 NOW = datetime(2026, 11, 1, tzinfo=UTC)
@@ -26,10 +27,9 @@ def _queries() -> dict[str, sa.Select[Any]]:
     return {
         "ix_audit_log_principal_ts": AuditLog.recent_query("principal-7", 50),
         "ix_audit_log_failures_ts": AuditLog.error_count_query(NOW - timedelta(hours=1)),
-        "ix_orders_principal_created": OrderRouter.orders_since_query(
-            "principal-7", NOW - timedelta(hours=9)
-        ),
+        "ix_orders_principal_created": OrderRouter.orders_since_query("principal-7", NOW - timedelta(hours=9)),
         "ix_orders_open_principal": PaperBroker.open_orders_query("principal-7"),
+        "ix_dead_letters_unresolved": Replayer.unresolved_query(100),
     }
 
 
@@ -54,6 +54,16 @@ async def _seed(conn: sa.ext.asyncio.AsyncConnection) -> None:
                CAST(:now AS timestamptz) - (g * interval '86 seconds'),
                CAST(:now AS timestamptz) - (g * interval '86 seconds')
         FROM generate_series(1, 60000) AS g
+    """),
+        {"now": NOW},
+    )
+    # 20,000 dead letters, all but 20 resolved.
+    await conn.execute(
+        sa.text("""
+        INSERT INTO dead_letters (kind, payload, error, attempts, created_at, resolved_at)
+        SELECT 'insert:audit_log', '{}'::jsonb, 'x', 5, CAST(:now AS timestamptz),
+               CASE WHEN g % 1000 = 0 THEN NULL ELSE CAST(:now AS timestamptz) END
+        FROM generate_series(1, 20000) AS g
     """),
         {"now": NOW},
     )

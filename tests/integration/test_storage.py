@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -15,6 +16,8 @@ from nt_mcp.infra import migrate
 from nt_mcp.infra.audit import AuditLog, AuditRow
 from nt_mcp.infra.db import Database
 from nt_mcp.infra.schema import metadata, orders
+from nt_mcp.infra.spool import DurableWriter, Spool
+from tests.migrations import head_revision
 
 EXPECTED_TABLES = {
     "orders",
@@ -30,7 +33,7 @@ EXPECTED_TABLES = {
 
 
 async def test_migrations_create_every_table_and_match_the_code(db: Database) -> None:
-    assert await migrate.current_revision(db) == "0002"
+    assert await migrate.current_revision(db) == head_revision()
     async with db.connect() as conn:
         tables = await conn.run_sync(lambda c: set(sa.inspect(c).get_table_names()))
         diff = await conn.run_sync(lambda c: compare_metadata(MigrationContext.configure(c), metadata))
@@ -42,7 +45,7 @@ async def test_migrations_create_every_table_and_match_the_code(db: Database) ->
 
 async def test_upgrade_twice_is_harmless(db: Database) -> None:
     await migrate.upgrade(db)
-    assert await migrate.current_revision(db) == "0002"
+    assert await migrate.current_revision(db) == head_revision()
 
 
 def _order(client_order_id: str) -> dict[str, object]:
@@ -73,21 +76,15 @@ async def test_client_order_id_is_unique_and_decimals_round_trip(db: Database) -
     with pytest.raises(sa.exc.IntegrityError):
         await db.transaction(insert)
     async with db.connect() as conn:
-        row = (
-            (await conn.execute(sa.select(orders).where(orders.c.client_order_id == "nt-abc")))
-            .mappings()
-            .one()
-        )
+        row = (await conn.execute(sa.select(orders).where(orders.c.client_order_id == "nt-abc"))).mappings().one()
     assert Decimal(row["limit_price"]) == Decimal("187.1234")
     assert Decimal(row["qty"]) == Decimal("1.5")
 
 
-async def test_audit_trail_is_per_principal_and_newest_first(db: Database) -> None:
-    audit = AuditLog(db)
+async def test_audit_trail_is_per_principal_and_newest_first(db: Database, tmp_path: Path) -> None:
+    audit = AuditLog(db, DurableWriter(db, Spool(tmp_path / "spool")))
     base = datetime.now(UTC) - timedelta(minutes=10)
-    for i, (who, outcome) in enumerate(
-        [("alice", "ok"), ("bob", "ok"), ("alice", "RATE_LIMITED"), ("alice", "ok")]
-    ):
+    for i, (who, outcome) in enumerate([("alice", "ok"), ("bob", "ok"), ("alice", "RATE_LIMITED"), ("alice", "ok")]):
         row = AuditRow(
             base + timedelta(seconds=i),
             who,

@@ -31,9 +31,7 @@ def test_error_json_form() -> None:
         "category": "rate_limit",
         "retry_after_s": 12.346,
     }
-    assert ValidationError("slow must exceed fast", argument="slow").to_dict()["context"] == {
-        "argument": "slow"
-    }
+    assert ValidationError("slow must exceed fast", argument="slow").to_dict()["context"] == {"argument": "slow"}
     internal = InternalError("abc123")
     assert "abc123" in internal.message and internal.code == "INTERNAL"
 

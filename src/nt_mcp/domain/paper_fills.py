@@ -97,9 +97,7 @@ class PositionState:
     realized_pl: Decimal
 
 
-def apply_fill(
-    position: PositionState, side: str, qty: Decimal, price: Decimal
-) -> tuple[PositionState, Decimal]:
+def apply_fill(position: PositionState, side: str, qty: Decimal, price: Decimal) -> tuple[PositionState, Decimal]:
     """The position after a fill of ``qty`` (> 0) at ``price``, and the P&L that fill realised."""
     signed = qty if side == "buy" else -qty
     old_qty, avg = position.qty, position.avg_entry_price

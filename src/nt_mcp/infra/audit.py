@@ -15,6 +15,7 @@ import sqlalchemy as sa
 
 from nt_mcp.infra.db import Database
 from nt_mcp.infra.schema import audit_log
+from nt_mcp.infra.spool import DurableWriter
 
 log = logging.getLogger(__name__)
 
@@ -47,11 +48,14 @@ class AuditRow:
 
 
 class AuditLog:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, writer: DurableWriter) -> None:
         self.db = db
+        self.writer = writer
 
     async def record(self, row: AuditRow) -> bool:
-        """Insert ``row``. Returns False (and logs) when the database refused it."""
+        """Insert ``row`` (spooled for replay while the database is unreachable).
+
+        Returns False, and logs, only when the row could be neither written nor spooled."""
         values = {
             "ts": row.ts,
             "principal": row.principal,
@@ -62,25 +66,17 @@ class AuditLog:
             "arguments": mask_arguments(row.arguments) if row.arguments else None,
         }
 
-        async def insert(conn: Any) -> None:
-            await conn.execute(audit_log.insert().values(**values))
-
         try:
-            await self.db.transaction(insert)
+            await self.writer.insert("audit_log", values)
         except Exception:
-            log.exception(
-                "audit row not written", extra={"tool": row.tool, "correlation_id": row.correlation_id}
-            )
+            log.exception("audit row not written", extra={"tool": row.tool, "correlation_id": row.correlation_id})
             return False
         return True
 
     @staticmethod
     def recent_query(principal: str, limit: int, tool: str | None = None) -> sa.Select[Any]:
         query = (
-            sa.select(audit_log)
-            .where(audit_log.c.principal == principal)
-            .order_by(audit_log.c.ts.desc())
-            .limit(limit)
+            sa.select(audit_log).where(audit_log.c.principal == principal).order_by(audit_log.c.ts.desc()).limit(limit)
         )
         if tool is not None:
             query = query.where(audit_log.c.tool == tool)

@@ -14,9 +14,8 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
-import redis.asyncio as aioredis
-
 from nt_mcp.infra.observability import CACHE_EVENTS
+from nt_mcp.infra.redis_link import RedisLink
 
 
 class CacheBackend(Protocol):
@@ -68,32 +67,49 @@ class MemoryBackend:
 
 
 class RedisBackend:
-    """Redis strings with ``PX`` expiry, under a key prefix."""
+    """Redis strings with ``PX`` expiry under a key prefix; process memory while Redis is down.
+
+    Entries written to memory during an outage stay there (and expire there); once Redis is back,
+    reads and writes go to Redis again.
+    """
 
     name = "redis"
 
-    def __init__(self, url: str, prefix: str = "nt-mcp:cache:") -> None:
-        self._redis = aioredis.from_url(url, socket_timeout=2.0, socket_connect_timeout=2.0)
+    def __init__(self, link: RedisLink, prefix: str = "nt-mcp:cache:") -> None:
+        self._link = link
+        self._redis = link.client
         self._prefix = prefix
+        self._memory = MemoryBackend()
 
     async def get(self, key: str) -> str | None:
-        value = await self._redis.get(self._prefix + key)
-        return value.decode() if isinstance(value, bytes) else value
+        async def remote() -> str | None:
+            value = await self._redis.get(self._prefix + key)
+            return value.decode() if isinstance(value, bytes) else value
+
+        return await self._link.run(remote, lambda: self._memory.get(key))
 
     async def set(self, key: str, value: str, ttl_s: float) -> None:
-        await self._redis.set(self._prefix + key, value, px=max(1, int(ttl_s * 1000)))
+        async def remote() -> None:
+            await self._redis.set(self._prefix + key, value, px=max(1, int(ttl_s * 1000)))
+
+        await self._link.run(remote, lambda: self._memory.set(key, value, ttl_s))
 
     async def delete(self, key: str) -> None:
-        await self._redis.delete(self._prefix + key)
+        async def remote() -> None:
+            await self._redis.delete(self._prefix + key)
+
+        await self._memory.delete(key)
+        await self._link.run(remote, _nothing)
 
     async def ping(self) -> bool:
-        try:
-            return bool(await self._redis.ping())
-        except Exception:  # a health probe reports, it does not raise
-            return False
+        return await self._link.probe()
 
     async def close(self) -> None:
-        await self._redis.aclose()
+        await self._memory.close()
+
+
+async def _nothing() -> None:
+    return None
 
 
 class Cache:
@@ -119,9 +135,7 @@ class Cache:
     async def delete(self, key: str) -> None:
         await self.backend.delete(key)
 
-    async def get_or_load(
-        self, key: str, loader: Callable[[], Awaitable[Any]], ttl_s: float | None = None
-    ) -> Any:
+    async def get_or_load(self, key: str, loader: Callable[[], Awaitable[Any]], ttl_s: float | None = None) -> Any:
         """The cached value for ``key``, or ``await loader()`` stored for ``ttl_s``.
 
         Concurrent misses on one key share one ``loader`` call; if it raises, every waiter gets
@@ -163,6 +177,6 @@ class Cache:
         await self.backend.close()
 
 
-def build_cache(redis_url: str | None, default_ttl_s: float) -> Cache:
-    backend: CacheBackend = RedisBackend(redis_url) if redis_url else MemoryBackend()
+def build_cache(link: RedisLink | None, default_ttl_s: float) -> Cache:
+    backend: CacheBackend = RedisBackend(link) if link is not None else MemoryBackend()
     return Cache(backend, default_ttl_s)

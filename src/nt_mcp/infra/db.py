@@ -106,9 +106,7 @@ class Database:
             elapsed = time.perf_counter() - conn.info["nt_query_start"].pop()
             if elapsed >= threshold_s:
                 SLOW_QUERIES.inc()
-                log.warning(
-                    "slow query", extra={"duration_ms": round(elapsed * 1000, 1), "sql": statement[:500]}
-                )
+                log.warning("slow query", extra={"duration_ms": round(elapsed * 1000, 1), "sql": statement[:500]})
 
     async def transaction(self, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
         """Run ``work`` in one transaction, retrying it when the connection was lost.
@@ -128,9 +126,7 @@ class Database:
                         return await work(conn)
         except (exc.SQLAlchemyError, OSError) as error:
             if _is_connection_loss(error):
-                raise DatabaseError(
-                    f"The {self.backend} database is unreachable; try again shortly."
-                ) from error
+                raise DatabaseError(f"The {self.backend} database is unreachable; try again shortly.") from error
             raise
         raise AssertionError("unreachable")  # pragma: no cover
 

@@ -71,18 +71,22 @@ def configure_logging(level: str = "INFO") -> None:
 
 
 # Metrics. Defined once per process; tool names and error codes are labels.
-TOOL_CALLS = Counter(
-    "nt_mcp_tool_calls", "Tool calls by tool and outcome (ok or error code).", ["tool", "outcome"]
-)
+TOOL_CALLS = Counter("nt_mcp_tool_calls", "Tool calls by tool and outcome (ok or error code).", ["tool", "outcome"])
 TOOL_LATENCY = Histogram(
     "nt_mcp_tool_call_duration_seconds",
     "Tool call latency by tool and outcome.",
     ["tool", "outcome"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
 )
-RATE_LIMIT_REJECTIONS = Counter(
-    "nt_mcp_rate_limit_rejections", "Tool calls refused by the rate limiter.", ["tool"]
-)
+RATE_LIMIT_REJECTIONS = Counter("nt_mcp_rate_limit_rejections", "Tool calls refused by the rate limiter.", ["tool"])
 CACHE_EVENTS = Counter("nt_mcp_cache_events", "Cache lookups by backend and result.", ["backend", "result"])
 SLOW_QUERIES = Counter("nt_mcp_db_slow_queries", "Statements slower than NT_DB_SLOW_QUERY_MS.")
+RETRIES = Counter("nt_mcp_upstream_retries", "Retried upstream calls by service.", ["service"])
+BREAKER_TRANSITIONS = Counter(
+    "nt_mcp_breaker_transitions", "Circuit breaker state changes.", ["service", "from_state", "to_state"]
+)
+BREAKER_STATE = Gauge("nt_mcp_breaker_state", "Circuit breaker state: 0 closed, 1 half-open, 2 open.", ["service"])
+SPOOL_DEPTH = Gauge("nt_mcp_spool_depth", "Writes waiting in the local spool for the database to come back.")
+SPOOL_REPLAYS = Counter("nt_mcp_spool_replays", "Spooled writes replayed, by kind and result.", ["kind", "result"])
+REDIS_DEGRADED = Gauge("nt_mcp_redis_degraded", "1 while Redis is unreachable and process memory stands in.")
 DB_POOL = Gauge("nt_mcp_db_pool_connections", "Database pool connections by state.", ["state"])

@@ -11,8 +11,10 @@ import time
 from dataclasses import dataclass
 
 from limits import RateLimitItem, RateLimitItemPerMinute
-from limits.aio.storage import MemoryStorage, RedisStorage, Storage
+from limits.aio.storage import MemoryStorage, RedisStorage
 from limits.aio.strategies import MovingWindowRateLimiter
+
+from nt_mcp.infra.redis_link import RedisLink
 
 
 @dataclass(frozen=True)
@@ -23,20 +25,32 @@ class Decision:
 
 
 class RateLimiter:
-    def __init__(self, per_minute: int, redis_url: str | None = None) -> None:
-        self.backend = "redis" if redis_url else "memory"
-        self.storage: Storage = (
-            RedisStorage(f"async+{redis_url}", implementation="redispy") if redis_url else MemoryStorage()
-        )
-        self._limiter = MovingWindowRateLimiter(self.storage)
+    """Moving-window limits in Redis when a `RedisLink` is given (memory while it is down), else memory."""
+
+    def __init__(self, per_minute: int, link: RedisLink | None = None) -> None:
+        self.backend = "redis" if link is not None else "memory"
+        self._link = link
+        self._memory = MovingWindowRateLimiter(MemoryStorage())
+        self._redis: MovingWindowRateLimiter | None = None
+        if link is not None:
+            storage = RedisStorage(
+                f"async+{link.url}", implementation="redispy", socket_timeout=1.0, socket_connect_timeout=1.0
+            )
+            self._redis = MovingWindowRateLimiter(storage)
         self.item: RateLimitItem = RateLimitItemPerMinute(per_minute)
 
-    async def hit(self, principal: str, tool: str, cost: int = 1) -> Decision:
-        """Spend ``cost`` units of ``principal``'s budget for ``tool``; refuse when it is spent."""
-        allowed = await self._limiter.hit(self.item, principal, tool, cost=cost)
-        stats = await self._limiter.get_window_stats(self.item, principal, tool)
+    async def _hit(self, limiter: MovingWindowRateLimiter, principal: str, tool: str, cost: int) -> Decision:
+        allowed = await limiter.hit(self.item, principal, tool, cost=cost)
+        stats = await limiter.get_window_stats(self.item, principal, tool)
         retry_after = 0.0 if allowed else max(0.0, stats.reset_time - time.time())
         return Decision(allowed, stats.remaining, retry_after)
 
-    async def reset(self) -> None:
-        await self.storage.reset()
+    async def hit(self, principal: str, tool: str, cost: int = 1) -> Decision:
+        """Spend ``cost`` units of ``principal``'s budget for ``tool``; refuse when it is spent."""
+        if self._link is None or self._redis is None:
+            return await self._hit(self._memory, principal, tool, cost)
+        redis_limiter = self._redis
+        return await self._link.run(
+            lambda: self._hit(redis_limiter, principal, tool, cost),
+            lambda: self._hit(self._memory, principal, tool, cost),
+        )

@@ -47,9 +47,7 @@ orders = sa.Table(
 fills = sa.Table(
     "fills",
     metadata,
-    sa.Column(
-        "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=True
-    ),
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=True),
     sa.Column("order_id", sa.String(64), sa.ForeignKey("orders.id", ondelete="CASCADE"), nullable=False),
     sa.Column("principal", sa.String(200), nullable=False),
     sa.Column("symbol", sa.String(32), nullable=False),
@@ -63,9 +61,7 @@ fills = sa.Table(
 positions_snapshots = sa.Table(
     "positions_snapshots",
     metadata,
-    sa.Column(
-        "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=True
-    ),
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=True),
     sa.Column("principal", sa.String(200), nullable=False),
     sa.Column("broker", sa.String(32), nullable=False),
     sa.Column("symbol", sa.String(32), nullable=False),
@@ -111,9 +107,7 @@ strategy_runs = sa.Table(
 audit_log = sa.Table(
     "audit_log",
     metadata,
-    sa.Column(
-        "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=True
-    ),
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=True),
     sa.Column("ts", Timestamp, nullable=False),
     sa.Column("principal", sa.String(200), nullable=False),
     sa.Column("tool", sa.String(64), nullable=False),
@@ -126,9 +120,7 @@ audit_log = sa.Table(
 dead_letters = sa.Table(
     "dead_letters",
     metadata,
-    sa.Column(
-        "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=True
-    ),
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=True),
     sa.Column("kind", sa.String(48), nullable=False),
     sa.Column("payload", JSONType, nullable=False),
     sa.Column("error", sa.Text, nullable=False),

@@ -72,9 +72,7 @@ class Guard:
     def resolve_principal(self) -> Principal:
         token = get_access_token()
         if token is not None:
-            return Principal(
-                subject=token.subject or token.client_id, scopes=frozenset(token.scopes), kind="token"
-            )
+            return Principal(subject=token.subject or token.client_id, scopes=frozenset(token.scopes), kind="token")
         if self.local_principal is not None:
             return self.local_principal
         raise AuthenticationError("A valid bearer token is required.")
@@ -107,9 +105,7 @@ class Guard:
             try:
                 reply = await asyncio.wait_for(spec.handler(ctx, **arguments), timeout=timeout)
             except TimeoutError:
-                raise ToolTimeoutError(
-                    f"'{spec.name}' did not finish within {timeout:g} s and was stopped."
-                ) from None
+                raise ToolTimeoutError(f"'{spec.name}' did not finish within {timeout:g} s and was stopped.") from None
             result, outcome = success_result(reply), "ok"
         except TradingError as error:
             result, outcome = error_result(error), error.code
@@ -120,9 +116,7 @@ class Guard:
         await self.record(spec.name, subject, outcome, started, correlation_id, arguments)
         return result
 
-    async def refuse(
-        self, spec: ToolSpec, failure: TradingError, arguments: dict[str, Any]
-    ) -> CallToolResult:
+    async def refuse(self, spec: ToolSpec, failure: TradingError, arguments: dict[str, Any]) -> CallToolResult:
         """Answer a call refused before its handler ran (arguments failed the input schema)."""
         correlation_id = uuid.uuid4().hex[:16]
         started = time.perf_counter()

@@ -46,9 +46,7 @@ class ToolContext:
     correlation_id: str
     mcp: Context[Any, Any] | None = None
 
-    async def report_progress(
-        self, progress: float, total: float | None = None, message: str | None = None
-    ) -> None:
+    async def report_progress(self, progress: float, total: float | None = None, message: str | None = None) -> None:
         """Send an MCP progress notification when the client asked for them; otherwise do nothing."""
         if self.mcp is None:
             return

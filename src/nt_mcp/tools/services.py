@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,50 +18,101 @@ from nt_mcp.infra.audit import AuditLog
 from nt_mcp.infra.cache import Cache, build_cache
 from nt_mcp.infra.db import Database
 from nt_mcp.infra.ratelimit import RateLimiter
+from nt_mcp.infra.redis_link import RedisLink
+from nt_mcp.infra.resilience import Upstreams
+from nt_mcp.infra.spool import DurableWriter, Replayer, Spool
 
 
 @dataclass
 class Services:
     settings: Settings
     db: Database
+    redis: RedisLink | None
     cache: Cache
     limiter: RateLimiter
+    upstreams: Upstreams
+    spool: Spool
+    writer: DurableWriter
+    replayer: Replayer
     audit: AuditLog
     market_data: MarketData
     broker: Broker
     orders: OrderRouter
     version: str = __version__
     started_monotonic: float = field(default_factory=time.monotonic)
+    _background: list[asyncio.Task[None]] = field(default_factory=list)
 
     @classmethod
     async def start(cls, settings: Settings) -> Services:
-        """Open storage (migrating it when ``NT_AUTO_MIGRATE`` is on), cache and rate limiter."""
+        """Open storage (migrating it when ``NT_AUTO_MIGRATE`` is on), cache, rate limiter,
+        upstream breakers and the spool, the market data source, the broker and the order router,
+        and start replaying the spool in the background."""
         from nt_mcp.adapters.brokers.factory import build_broker, build_market_data, build_risk_limits
 
         db = Database(settings)
         if settings.auto_migrate:
             await migrate.upgrade(db)
+        link = RedisLink(settings.redis_url, settings.redis_probe_interval_s) if settings.redis_url else None
+        spool = Spool(settings.data_home / "spool")
+        writer = DurableWriter(db, spool)
         market_data = build_market_data(settings)
         broker = build_broker(settings, db, market_data)
-        return cls(
+        services = cls(
             settings=settings,
             db=db,
-            cache=build_cache(settings.redis_url, settings.cache_default_ttl_s),
-            limiter=RateLimiter(settings.rate_limit_per_minute, settings.redis_url),
-            audit=AuditLog(db),
+            redis=link,
+            cache=build_cache(link, settings.cache_default_ttl_s),
+            limiter=RateLimiter(settings.rate_limit_per_minute, link),
+            upstreams=Upstreams(settings),
+            spool=spool,
+            writer=writer,
+            replayer=Replayer(db, spool, settings.spool_max_attempts),
+            audit=AuditLog(db, writer),
             market_data=market_data,
             broker=broker,
             orders=OrderRouter(db, broker, build_risk_limits(settings), settings.mode),
         )
+        services._background.append(
+            asyncio.create_task(services.replayer.run_forever(settings.spool_replay_interval_s))
+        )
+        return services
 
     @property
     def uptime_s(self) -> float:
         return time.monotonic() - self.started_monotonic
 
+    async def degraded_reasons(self) -> list[str]:
+        """What is down right now, in words; empty when everything answers."""
+        reasons = []
+        health = await self.db.health()
+        if not health.ok:
+            reasons.append(
+                f"{health.backend} database unreachable ({health.detail}); writes that must "
+                "not be lost are spooled to local disk"
+            )
+        if self.redis is not None and not await self.redis.probe():
+            reasons.append(self.redis.describe() or "Redis unreachable")
+        open_breakers = [name for name, state in self.upstreams.states().items() if state != "closed"]
+        if open_breakers:
+            reasons.append(f"circuit breaker not closed for: {', '.join(open_breakers)}")
+        pending = len(self.spool.pending())
+        if pending:
+            reasons.append(f"{pending} write(s) waiting in the spool for replay")
+        return reasons
+
     async def close(self) -> None:
+        for task in self._background:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        with contextlib.suppress(Exception):
+            await self.replayer.replay_once()  # last chance to flush spooled rows
         await self.broker.close()
         closer: Any = getattr(self.market_data, "close", None)
         if closer is not None:
             await closer()
         await self.cache.close()
+        if self.redis is not None:
+            await self.redis.close()
+        self.upstreams.close()
         await self.db.dispose()

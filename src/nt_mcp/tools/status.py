@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
@@ -23,7 +24,8 @@ class CacheStatus(BaseModel):
 
 
 class ServerStatus(BaseModel):
-    status: Literal["ok", "degraded"] = Field(description="degraded when storage or cache is unhealthy")
+    status: Literal["ok", "degraded"] = Field(description="degraded when anything in degraded_reasons is down")
+    degraded_reasons: list[str] = Field(description="what is down right now and what the server does instead")
     version: str
     mode: Literal["paper", "live"] = Field(description="trading mode; live needs two explicit settings")
     transport: str
@@ -31,10 +33,11 @@ class ServerStatus(BaseModel):
     cache: CacheStatus
     rate_limit_backend: Literal["memory", "redis"]
     rate_limit_per_minute: int
+    circuit_breakers: dict[str, str] = Field(description="upstream service -> closed, open or half-open")
+    spool_pending: int = Field(description="writes waiting on local disk for the database to come back")
     uptime_s: float
     failed_calls_last_hour: int | None = Field(
-        description="tool calls that ended in an error during the last hour, all principals; "
-        "null if storage is down"
+        description="tool calls that ended in an error during the last hour, all principals; null if storage is down"
     )
     principal: str
     scopes: list[str]
@@ -47,13 +50,16 @@ async def server_status(ctx: ToolContext) -> ServerStatus:
     cache and rate-limit backends, uptime, and the calling principal with its scopes.
     Use it first to learn what this server can do and whether anything is degraded."""
     s = ctx.services
+    reasons = await s.degraded_reasons()
     health = await s.db.health()
     cache_ok = await s.cache.ping()
     failed: int | None = None
     if health.ok:
-        failed = await s.audit.error_count_since(datetime.now(UTC) - timedelta(hours=1))
+        with contextlib.suppress(Exception):  # storage may fail between the probe and the count
+            failed = await s.audit.error_count_since(datetime.now(UTC) - timedelta(hours=1))
     return ServerStatus(
-        status="ok" if health.ok and cache_ok else "degraded",
+        status="degraded" if reasons else "ok",
+        degraded_reasons=reasons,
         version=s.version,
         mode=s.settings.mode,
         transport=s.settings.transport,
@@ -66,6 +72,8 @@ async def server_status(ctx: ToolContext) -> ServerStatus:
         cache=CacheStatus(backend=s.cache.name, healthy=cache_ok),
         rate_limit_backend=s.limiter.backend,
         rate_limit_per_minute=s.settings.rate_limit_per_minute,
+        circuit_breakers=s.upstreams.states(),
+        spool_pending=len(s.spool.pending()),
         uptime_s=round(s.uptime_s, 3),
         failed_calls_last_hour=failed,
         principal=ctx.principal.subject,
@@ -83,9 +91,7 @@ class Pong(BaseModel):
 @tool(output=Pong, scope="read", title="Ping", read_only=True, idempotent=True)
 async def ping(
     ctx: ToolContext,
-    echo: Annotated[
-        str | None, Field(max_length=200, description="Optional text to send back unchanged.")
-    ] = None,
+    echo: Annotated[str | None, Field(max_length=200, description="Optional text to send back unchanged.")] = None,
 ) -> Pong:
     """Check that the server answers. Returns the server's UTC time and echoes `echo` back."""
     return Pong(server_time=datetime.now(UTC), echo=echo)

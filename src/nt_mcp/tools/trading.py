@@ -99,9 +99,7 @@ class OrderResult(Trading):
 async def get_order(
     ctx: ToolContext,
     order_id: Annotated[str | None, Field(max_length=128, description="The order's id.")] = None,
-    client_order_id: Annotated[
-        str | None, Field(max_length=128, description="Or the order's client_order_id.")
-    ] = None,
+    client_order_id: Annotated[str | None, Field(max_length=128, description="Or the order's client_order_id.")] = None,
 ) -> OrderResult:
     """One order by its id or by its client_order_id (give exactly one)."""
     if (order_id is None) == (client_order_id is None):
@@ -170,9 +168,7 @@ async def place_order(
     ctx: ToolContext,
     symbol: Annotated[str, Field(min_length=1, max_length=16, description="Ticker, e.g. AAPL.")],
     side: Annotated[Literal["buy", "sell"], Field(description="buy or sell")],
-    qty: Annotated[
-        PositiveDecimal | None, Field(description="Shares (fractions allowed). Or give notional.")
-    ] = None,
+    qty: Annotated[PositiveDecimal | None, Field(description="Shares (fractions allowed). Or give notional.")] = None,
     notional: Annotated[
         PositiveDecimal | None, Field(description="Dollar amount instead of qty (market orders, day only).")
     ] = None,
@@ -242,9 +238,7 @@ async def close_position(
     """Close all or part of a position with a market order on the opposite side. It goes through
     the same journal as place_order (idempotent with idempotency_key); reducing a position passes
     the exposure risk limits, but the orders-per-day cap and market hours still apply."""
-    placed = await ctx.services.orders.close_position(
-        ctx.principal.subject, symbol, qty, percentage, idempotency_key
-    )
+    placed = await ctx.services.orders.close_position(ctx.principal.subject, symbol, qty, percentage, idempotency_key)
     return _placed(ctx, placed)
 
 

@@ -163,9 +163,7 @@ def alpaca_order_request(request: OrderRequest) -> AlpacaOrderRequest:
     if kind == "stop":
         return StopOrderRequest(**common, stop_price=_f(request.stop_price))
     if kind == "stop_limit":
-        return StopLimitOrderRequest(
-            **common, stop_price=_f(request.stop_price), limit_price=_f(request.limit_price)
-        )
+        return StopLimitOrderRequest(**common, stop_price=_f(request.stop_price), limit_price=_f(request.limit_price))
     return TrailingStopOrderRequest(**common, trail_percent=_f(request.trail_percent))
 
 
@@ -210,9 +208,7 @@ class AlpacaBroker:
         return order_from_alpaca(raw)
 
     async def get_order_by_client_id(self, principal: str, client_order_id: str) -> Order:
-        raw = await self._call(
-            lambda: self.client.get_order_by_client_id(client_order_id), f"order {client_order_id}"
-        )
+        raw = await self._call(lambda: self.client.get_order_by_client_id(client_order_id), f"order {client_order_id}")
         return order_from_alpaca(raw)
 
     async def submit_order(self, principal: str, request: OrderRequest) -> Order:

@@ -184,9 +184,7 @@ class PaperBroker:
     async def _ensure_account(self, principal: str) -> None:
         async def create(conn: AsyncConnection) -> None:
             exists = (
-                await conn.execute(
-                    sa.select(paper_accounts.c.principal).where(paper_accounts.c.principal == principal)
-                )
+                await conn.execute(sa.select(paper_accounts.c.principal).where(paper_accounts.c.principal == principal))
             ).first()
             if exists is None:
                 now = self.now()
@@ -236,9 +234,7 @@ class PaperBroker:
         now = self.now()
         changed = 0
         for row in rows:
-            if row["time_in_force"] == "day" and ny_trading_date(now) > ny_trading_date(
-                _aware(row["created_at"])
-            ):
+            if row["time_in_force"] == "day" and ny_trading_date(now) > ny_trading_date(_aware(row["created_at"])):
                 changed += await self._set_status(row["id"], "expired", now)
                 continue
             quote = quotes[row["symbol"]]
@@ -273,9 +269,7 @@ class PaperBroker:
         async def work(conn: AsyncConnection) -> int:
             row = (await conn.execute(sa.select(orders.c.details).where(orders.c.id == order_id))).first()
             details = dict((row[0] if row else None) or {}) | {"triggered": True}
-            await conn.execute(
-                orders.update().where(orders.c.id == order_id).values(details=details, updated_at=now)
-            )
+            await conn.execute(orders.update().where(orders.c.id == order_id).values(details=details, updated_at=now))
             return 1
 
         return await self.db.transaction(work)
@@ -355,9 +349,7 @@ class PaperBroker:
                     code="INSUFFICIENT_BUYING_POWER" if side == "buy" else "INSUFFICIENT_POSITION",
                 )
             await conn.execute(
-                orders.update()
-                .where(orders.c.id == row["id"])
-                .values(status="rejected", error=problem, updated_at=now)
+                orders.update().where(orders.c.id == row["id"]).values(status="rejected", error=problem, updated_at=now)
             )
             return
         new_position, realized = paper_fills.apply_fill(position, side, qty, price)
@@ -546,18 +538,14 @@ class PaperBroker:
             assert request.notional is not None and decision.fill_price is not None
             qty = paper_fills.qty_for_notional(request.notional, decision.fill_price)
             if qty <= 0:
-                raise ValidationError(
-                    "notional buys less than one billionth of a share.", argument="notional"
-                )
+                raise ValidationError("notional buys less than one billionth of a share.", argument="notional")
 
         async def work(conn: AsyncConnection) -> Order:
             await self._lock_account(conn, principal)
             existing = (
                 (
                     await conn.execute(
-                        sa.select(orders)
-                        .where(orders.c.client_order_id == request.client_order_id)
-                        .with_for_update()
+                        sa.select(orders).where(orders.c.client_order_id == request.client_order_id).with_for_update()
                     )
                 )
                 .mappings()

@@ -128,9 +128,7 @@ def build_request(params: OrderParams, client_order_id: str) -> OrderRequest:
     if trail is not None and trail >= 100:
         raise ValidationError("trail_percent must be below 100.", argument="trail_percent")
     if notional is not None and (kind != "market" or params.time_in_force != "day"):
-        raise ValidationError(
-            "notional is only for market orders with time_in_force day.", argument="notional"
-        )
+        raise ValidationError("notional is only for market orders with time_in_force day.", argument="notional")
     take_profit = _positive(params.take_profit_limit_price, "take_profit")
     stop_loss = _positive(params.stop_loss_stop_price, "stop_loss")
     stop_loss_limit = _positive(params.stop_loss_limit_price, "stop_loss")
@@ -153,9 +151,7 @@ def build_request(params: OrderParams, client_order_id: str) -> OrderRequest:
         tp_leg = BracketLeg(limit_price=take_profit)
         sl_leg = BracketLeg(stop_price=stop_loss, limit_price=stop_loss_limit)
     if params.time_in_force not in ("day", "gtc", "opg", "cls", "ioc", "fok"):
-        raise ValidationError(
-            "time_in_force must be day, gtc, opg, cls, ioc or fok.", argument="time_in_force"
-        )
+        raise ValidationError("time_in_force must be day, gtc, opg, cls, ioc or fok.", argument="time_in_force")
     return OrderRequest(
         symbol=symbol,
         side=params.side,  # type: ignore[arg-type]

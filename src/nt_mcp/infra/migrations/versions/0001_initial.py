@@ -22,9 +22,7 @@ TS = sa.DateTime(timezone=True)
 
 
 def _serial() -> sa.Column:  # type: ignore[type-arg]
-    return sa.Column(
-        "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=True
-    )
+    return sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=True)
 
 
 def upgrade() -> None:

@@ -1,0 +1,224 @@
+"""The compiled bar loop. One function simulates one strategy on one series of bars.
+
+Conventions (the docstring of :func:`simulate` is the reference):
+
+- ``signal[i]`` is decided at bar ``i``'s close: +1 long, -1 short, 0 flat, NaN "no change".
+  A signal that differs from the current direction is executed at the OPEN of bar ``i + 1``:
+  the open position (if any) is closed, then a new one is opened in the target direction.
+  A signal on the last bar is never executed (there is no next open).
+- Protective exits (stop-loss, take-profit, trailing stop, per-trade stop distance) are checked
+  against each bar's low and high from the entry bar on. If the open is already beyond a level
+  (a gap), the exit fills at the open. If the stop and the take-profit are both inside one bar,
+  the stop is assumed to fill first (pessimistic, as backtesting.py does).
+- The trailing level used on a bar comes from the best price seen up to the previous bar
+  (the entry price on the entry bar), so no intrabar ordering is assumed.
+- Cash follows backtesting.py's bookkeeping: ``cash`` holds realised money only; the position is
+  carried at its entry price, so ``equity = cash + size * (close - entry_price)``.
+- If equity at a close is <= 0, the position is closed at that close and the run stops with
+  equity 0 for the remaining bars (ruin).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+# Trade record columns.
+T_ENTRY_BAR, T_EXIT_BAR, T_ENTRY_PRICE, T_EXIT_PRICE, T_SIZE, T_COMMISSION, T_REASON = range(7)
+N_TRADE_COLS = 7
+
+# Exit reasons.
+EXIT_OPEN, EXIT_SIGNAL, EXIT_STOP_LOSS, EXIT_TAKE_PROFIT, EXIT_TRAILING, EXIT_END, EXIT_RUIN = range(7)
+EXIT_REASONS = ("open", "signal", "stop_loss", "take_profit", "trailing_stop", "end", "ruin")
+
+_ALL_IN = 1.0 - 2.0**-52
+
+
+@njit(cache=True)
+def _write(trades, k, entry_bar, exit_bar, entry_price, exit_price, size, commission, reason):  # type: ignore[no-untyped-def]
+    trades[k, 0] = entry_bar
+    trades[k, 1] = exit_bar
+    trades[k, 2] = entry_price
+    trades[k, 3] = exit_price
+    trades[k, 4] = size
+    trades[k, 5] = commission
+    trades[k, 6] = reason
+
+
+@njit(cache=True)
+def max_trades(signal, has_stops):  # type: ignore[no-untyped-def]
+    """An upper bound on the number of trades, and the first invalid signal bar (or -1).
+
+    Every trade starts with an executed signal. Without protective exits a position only changes
+    on a signal, so each run of equal non-NaN signals opens at most one trade; with them, a stopped
+    trade can be re-entered by the next repeated signal, so the bound is the non-NaN count.
+    """
+    count = 0
+    prev = 0.0
+    for i in range(signal.shape[0]):
+        s = signal[i]
+        if np.isnan(s):
+            continue
+        if s != 1.0 and s != 0.0 and s != -1.0:
+            return 0, i
+        if has_stops or s != prev:
+            count += 1
+        prev = s
+    return count + 1, -1
+
+
+@njit(cache=True)
+def simulate(  # type: ignore[no-untyped-def]
+    open_,
+    high,
+    low,
+    close,
+    signal,
+    stop_dist,
+    cash,
+    sizing,
+    size,
+    whole_units,
+    c_pct,
+    c_fixed,
+    slippage,
+    stop_loss,
+    take_profit,
+    trailing,
+    close_at_end,
+    equity,
+):
+    """Run the bar loop; write equity at every close into ``equity``.
+
+    ``stop_dist`` is empty or a per-bar absolute stop distance taken from the signal bar.
+    ``stop_loss``, ``take_profit``, ``trailing`` are fractions or NaN (off). ``sizing``:
+    0 fraction of equity, 1 fixed quantity, 2 fixed cash. ``slippage`` is a fraction (bps / 1e4).
+
+    Returns ``(trades, n_trades, n_cancelled, bad_signal_bar)``; ``bad_signal_bar`` is -1 or the
+    first bar whose signal is not one of -1, 0, +1, NaN (then nothing else is valid).
+    """
+    n = close.shape[0]
+    use_sl = not np.isnan(stop_loss)
+    use_tp = not np.isnan(take_profit)
+    use_trail = not np.isnan(trailing)
+    has_dist = stop_dist.shape[0] == n
+    capacity, bad = max_trades(signal, use_sl or use_tp or use_trail or has_dist)
+    trades = np.empty((capacity, 7), dtype=np.float64)
+    if bad >= 0:
+        return trades, 0, 0, bad
+    k = 0
+    cancelled = 0
+
+    pos = 0.0
+    entry_price = 0.0
+    entry_bar = 0
+    entry_comm = 0.0
+    sl_level = 0.0
+    tp_level = 0.0
+    best = 0.0
+
+    for i in range(n):
+        # 1. Execute the previous bar's signal at this bar's open.
+        if i > 0:
+            target = signal[i - 1]
+            direction = 1.0 if pos > 0 else (-1.0 if pos < 0 else 0.0)
+            if not np.isnan(target) and target != direction:
+                if pos != 0.0:
+                    px = open_[i] * (1.0 - direction * slippage)
+                    comm = c_fixed + abs(pos) * px * c_pct
+                    cash += pos * (px - entry_price) - comm
+                    _write(trades, k, entry_bar, i, entry_price, px, pos, entry_comm + comm, EXIT_SIGNAL)
+                    k += 1
+                    pos = 0.0
+                if target != 0.0:
+                    px = open_[i] * (1.0 + target * slippage)
+                    units = 0.0
+                    if sizing == 0:
+                        if whole_units:
+                            f = min(size, _ALL_IN)
+                            units = (cash * f) // (px + (c_fixed + f * px * c_pct) / f)
+                        else:
+                            units = (cash * size - c_fixed) / (px * (1.0 + c_pct))
+                    elif sizing == 1:
+                        units = size
+                        if units * px * (1.0 + c_pct) + c_fixed > cash:
+                            units = 0.0
+                    else:
+                        units = (min(size, cash) - c_fixed) / (px * (1.0 + c_pct))
+                        if whole_units:
+                            units = np.floor(units)
+                    if units > 0.0:
+                        pos = target * units
+                        entry_price = px
+                        entry_bar = i
+                        entry_comm = c_fixed + units * px * c_pct
+                        cash -= entry_comm
+                        best = px
+                        sl_level = np.nan
+                        if use_sl:
+                            sl_level = px * (1.0 - target * stop_loss)
+                        if has_dist and not np.isnan(stop_dist[i - 1]):
+                            lvl = px - target * stop_dist[i - 1]
+                            if np.isnan(sl_level) or target * (lvl - sl_level) > 0:
+                                sl_level = lvl
+                        tp_level = px * (1.0 + target * take_profit) if use_tp else np.nan
+                    else:
+                        cancelled += 1
+        # 2. Protective exits inside this bar.
+        if pos != 0.0:
+            d = 1.0 if pos > 0 else -1.0
+            stop = sl_level
+            reason = EXIT_STOP_LOSS
+            if use_trail:
+                trail_level = best * (1.0 - d * trailing)
+                if np.isnan(stop) or d * (trail_level - stop) > 0:
+                    stop = trail_level
+                    reason = EXIT_TRAILING
+            fill = np.nan
+            if not np.isnan(stop):
+                if d * (open_[i] - stop) <= 0:
+                    fill = open_[i]
+                elif (low[i] <= stop) if d > 0 else (high[i] >= stop):
+                    fill = stop
+            if np.isnan(fill) and use_tp:
+                reason = EXIT_TAKE_PROFIT
+                if d * (open_[i] - tp_level) >= 0:
+                    fill = open_[i]
+                elif (high[i] >= tp_level) if d > 0 else (low[i] <= tp_level):
+                    fill = tp_level
+            if not np.isnan(fill):
+                px = fill * (1.0 - d * slippage)
+                comm = c_fixed + abs(pos) * px * c_pct
+                cash += pos * (px - entry_price) - comm
+                _write(trades, k, entry_bar, i, entry_price, px, pos, entry_comm + comm, reason)
+                k += 1
+                pos = 0.0
+            elif d > 0:
+                best = max(best, high[i])
+            else:
+                best = min(best, low[i])
+        # 3. Mark to the close.
+        eq = cash + pos * (close[i] - entry_price)
+        if eq <= 0.0:
+            if pos != 0.0:
+                px = close[i]
+                comm = c_fixed + abs(pos) * px * c_pct
+                _write(trades, k, entry_bar, i, entry_price, px, pos, entry_comm + comm, EXIT_RUIN)
+                k += 1
+                pos = 0.0
+            equity[i:] = 0.0
+            return trades[:k], k, cancelled, -1
+        equity[i] = eq
+
+    if pos != 0.0:
+        last = n - 1
+        if close_at_end:
+            px = close[last] * (1.0 - (1.0 if pos > 0 else -1.0) * slippage)
+            comm = c_fixed + abs(pos) * px * c_pct
+            cash += pos * (px - entry_price) - comm
+            equity[last] = cash
+            _write(trades, k, entry_bar, last, entry_price, px, pos, entry_comm + comm, EXIT_END)
+        else:
+            _write(trades, k, entry_bar, -1, entry_price, np.nan, pos, entry_comm, EXIT_OPEN)
+        k += 1
+    return trades[:k], k, cancelled, -1

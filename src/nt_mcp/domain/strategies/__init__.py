@@ -1,0 +1,43 @@
+"""The strategy registry: ``STRATEGIES[name]`` is a :class:`StrategySpec`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from nt_mcp.domain.backtest import BacktestConfig, BacktestResult, run_backtest
+from nt_mcp.domain.bars import Bars
+from nt_mcp.domain.errors import DomainValueError
+from nt_mcp.domain.strategies import breakout, mean_reversion, momentum, rsi_reversion, sma_crossover
+from nt_mcp.domain.strategies.spec import Param, StrategySignals, StrategySpec
+
+STRATEGIES: dict[str, StrategySpec] = {
+    spec.name: spec
+    for spec in (
+        sma_crossover.SPEC,
+        momentum.SPEC,
+        mean_reversion.SPEC,
+        breakout.SPEC,
+        rsi_reversion.SPEC,
+    )
+}
+
+
+def get_strategy(name: str) -> StrategySpec:
+    """The registered strategy called ``name``."""
+    try:
+        return STRATEGIES[name]
+    except KeyError:
+        known = sorted(STRATEGIES)
+        raise DomainValueError("strategy", f"unknown strategy {name!r}; known: {known}") from None
+
+
+def run_strategy(
+    bars: Bars, name: str, params: Mapping[str, Any] | None = None, config: BacktestConfig | None = None
+) -> BacktestResult:
+    """Validate ``params``, compute the strategy's signals and backtest them on ``bars``."""
+    out = get_strategy(name).run(bars, params)
+    return run_backtest(bars, out.signals, config, stop_distance=out.stop_distance, first_trading_bar=out.warmup)
+
+
+__all__ = ["STRATEGIES", "Param", "StrategySignals", "StrategySpec", "get_strategy", "run_strategy"]

@@ -1,0 +1,39 @@
+"""Simple moving average crossover."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from nt_mcp.domain.bars import Bars
+from nt_mcp.domain.errors import DomainValueError
+from nt_mcp.domain.strategies.indicators import crossover_signal, sma
+from nt_mcp.domain.strategies.spec import Param, Params, StrategySignals, StrategySpec, warmup_of
+
+
+def _check(p: Params) -> None:
+    if p["slow"] <= p["fast"]:
+        raise DomainValueError("slow", f"must be greater than fast ({p['fast']}), got {p['slow']}")
+
+
+def _compute(bars: Bars, p: Params) -> StrategySignals:
+    fast = sma(bars.close, p["fast"])
+    slow = sma(bars.close, p["slow"])
+    out = crossover_signal(fast, slow, -1.0 if p["allow_short"] else 0.0, np.empty(len(bars)))
+    return StrategySignals(out, warmup_of(fast, slow))
+
+
+SPEC = StrategySpec(
+    name="sma_crossover",
+    description=(
+        "Go long when the fast simple moving average of the close crosses above the slow one "
+        "(fast[i-1] < slow[i-1] and fast[i] > slow[i], decided at bar i's close, filled at bar i+1's "
+        "open); exit on the opposite cross, or reverse to short if allow_short."
+    ),
+    params=(
+        Param("fast", int, 10, "bars in the fast average", 1, 10_000),
+        Param("slow", int, 30, "bars in the slow average; must exceed fast", 2, 10_000),
+        Param("allow_short", bool, False, "go short on a downward cross instead of going flat"),
+    ),
+    compute=_compute,
+    check=_check,
+)

@@ -1,0 +1,119 @@
+"""Synthetic bars and file loading."""
+
+from __future__ import annotations
+
+import importlib.util
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nt_mcp.adapters.data.files import load_bars
+from nt_mcp.adapters.data.synthetic import generate_bars
+from nt_mcp.domain.errors import DomainValueError
+
+
+def test_synthetic_is_deterministic_and_depends_on_symbol_and_seed() -> None:
+    a = generate_bars("AAPL", "2024-01-01", "2024-06-30")
+    b = generate_bars("AAPL", "2024-01-01", "2024-06-30")
+    np.testing.assert_array_equal(a.close, b.close)
+    np.testing.assert_array_equal(a.timestamps, b.timestamps)
+    assert not np.array_equal(a.close, generate_bars("MSFT", "2024-01-01", "2024-06-30").close)
+    assert not np.array_equal(a.close, generate_bars("AAPL", "2024-01-01", "2024-06-30", seed=1).close)
+
+
+def test_synthetic_daily_bars_are_weekdays_only_and_consistent() -> None:
+    bars = generate_bars("X", "2024-01-01", "2024-01-31", "1Day")
+    days = bars.timestamps.astype("datetime64[D]")
+    weekday = (days.view(np.int64) + 3) % 7
+    assert (weekday < 5).all()
+    assert len(bars) == 23  # January 2024 has 23 weekdays
+    assert (bars.high >= np.maximum(bars.open, bars.close)).all()
+    assert (bars.low <= np.minimum(bars.open, bars.close)).all()
+
+
+def test_synthetic_intraday_spacing() -> None:
+    start, end = datetime(2024, 1, 2, tzinfo=UTC), datetime(2024, 1, 2, 23, 59, tzinfo=UTC)
+    bars = generate_bars("X", start, end, "5Min")
+    assert len(bars) == 288
+    assert (np.diff(bars.ts_ns) == 300 * 10**9).all()
+
+
+def test_synthetic_rejects_unknown_timeframe() -> None:
+    with pytest.raises(DomainValueError) as err:
+        generate_bars("X", "2024-01-01", "2024-02-01", "2Day")
+    assert err.value.argument == "timeframe"
+
+
+HEADER = "timestamp,open,high,low,close,volume\n"
+
+
+def _write(path: Path, text: str) -> None:
+    path.write_text(text, encoding="utf-8")
+
+
+def test_csv_with_iso_and_case_insensitive_columns(tmp_path: Path) -> None:
+    _write(
+        tmp_path / "ABC.csv",
+        "Timestamp,OPEN,High,low,Close,Volume\n"
+        "2024-01-02T00:00:00Z,1,2,0.5,1.5,100\n"
+        "2024-01-03T00:00:00+01:00,1.5,2.5,1,2,200\n"
+        "2024-01-04,2,3,1.5,2.5,300\n",
+    )
+    bars = load_bars(tmp_path, "ABC")
+    assert len(bars) == 3
+    assert str(bars.timestamps[1]) == "2024-01-02T23:00:00.000000000"
+    np.testing.assert_array_equal(bars.close, [1.5, 2.0, 2.5])
+
+
+def test_csv_epoch_seconds_and_milliseconds_and_range_filter(tmp_path: Path) -> None:
+    _write(
+        tmp_path / "S.csv",
+        "timestamp,open,high,low,close,volume\n1704153600,1,1,1,1,1\n1704240000000,2,2,2,2,1\n1704326400,3,3,3,3,1\n",
+    )
+    bars = load_bars(tmp_path, "S", start=datetime(2024, 1, 3), end=datetime(2024, 1, 3, 12))
+    assert len(bars) == 1 and bars.close[0] == 2.0
+
+
+def test_missing_file_names_the_symbol(tmp_path: Path) -> None:
+    with pytest.raises(DomainValueError) as err:
+        load_bars(tmp_path, "NOPE")
+    assert err.value.argument == "symbol" and "NOPE.csv" in err.value.message
+
+
+def test_path_traversal_symbol_is_rejected(tmp_path: Path) -> None:
+    with pytest.raises(DomainValueError) as err:
+        load_bars(tmp_path, "../etc/passwd")
+    assert err.value.argument == "symbol"
+
+
+def test_missing_column_is_named(tmp_path: Path) -> None:
+    _write(tmp_path / "A.csv", "timestamp,open,high,low,volume\n2024-01-02,1,1,1,1\n")
+    with pytest.raises(DomainValueError) as err:
+        load_bars(tmp_path, "A")
+    assert err.value.argument == "close" and "A.csv" in err.value.message
+
+
+@pytest.mark.parametrize(("second", "word"), [("2024-01-01", "out-of-order"), ("2024-01-02", "duplicate")])
+def test_unsorted_or_duplicate_timestamps(tmp_path: Path, second: str, word: str) -> None:
+    _write(tmp_path / "A.csv", f"{HEADER}2024-01-02,1,1,1,1,1\n{second},1,1,1,1,1\n")
+    with pytest.raises(DomainValueError) as err:
+        load_bars(tmp_path, "A")
+    assert err.value.argument == "timestamp" and word in err.value.message and "row 3" in err.value.message
+
+
+def test_nan_is_reported_with_column_and_row(tmp_path: Path) -> None:
+    _write(tmp_path / "A.csv", f"{HEADER}2024-01-02,1,1,1,1,1\n2024-01-03,1,1,1,,1\n")
+    with pytest.raises(DomainValueError) as err:
+        load_bars(tmp_path, "A")
+    assert err.value.argument == "close" and "row 3" in err.value.message and "A.csv" in err.value.message
+
+
+def test_parquet_without_pyarrow_says_how_to_fix(tmp_path: Path) -> None:
+    if importlib.util.find_spec("pyarrow") is not None:
+        pytest.skip("pyarrow is installed; the message for its absence cannot be shown")
+    (tmp_path / "P.parquet").write_bytes(b"PAR1")
+    with pytest.raises(DomainValueError) as err:
+        load_bars(tmp_path, "P")
+    assert "pip install pyarrow" in err.value.message
