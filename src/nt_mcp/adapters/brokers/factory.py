@@ -20,7 +20,7 @@ def _keys(settings: Settings) -> tuple[str, str]:
 
 
 def build_market_data(settings: Settings) -> MarketData:
-    if settings.market_data_source == "alpaca":
+    if settings.market_data_source == "alpaca" or settings.broker == "alpaca":
         key, secret = _keys(settings)
         client = StockHistoricalDataClient(key, secret, raw_data=True, url_override=settings.alpaca_data_url)
         return AlpacaMarketData(disable_internal_retries(client), feed=settings.alpaca_data_feed)

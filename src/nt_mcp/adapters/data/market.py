@@ -13,18 +13,22 @@ Every `Quote` names its ``source`` so a tool result can say where a price came f
 from __future__ import annotations
 
 import asyncio
-import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any, Protocol
 
-from alpaca.data.enums import DataFeed
-from alpaca.data.requests import StockLatestQuoteRequest
+import numpy as np
+from alpaca.data.enums import Adjustment, DataFeed
+from alpaca.data.requests import StockBarsRequest, StockLatestQuoteRequest
+from alpaca.data.timeframe import TimeFrame, TimeFrameUnit
 
 from nt_mcp.adapters.alpaca_common import call_alpaca
-from nt_mcp.errors import ExternalAPIError, NotFoundError
+from nt_mcp.adapters.data.synthetic import generate_bars
+from nt_mcp.domain.bars import Bars
+from nt_mcp.domain.errors import DomainValueError
+from nt_mcp.errors import ExternalAPIError, NotFoundError, ValidationError
 
 
 @dataclass(frozen=True)
@@ -40,10 +44,18 @@ class Quote:
 class MarketData(Protocol):
     source: str  # "synthetic" | "files" | "alpaca"
 
+    async def get_bars(self, symbol: str, timeframe: str, start: datetime, end: datetime) -> Bars: ...
     async def latest_quote(self, symbol: str) -> Quote: ...
 
 
 SYNTHETIC_ANCHOR = date(2020, 1, 1)
+_ALPACA_TIMEFRAMES = {
+    "1Min": TimeFrame(1, TimeFrameUnit.Minute),
+    "5Min": TimeFrame(5, TimeFrameUnit.Minute),
+    "15Min": TimeFrame(15, TimeFrameUnit.Minute),
+    "1Hour": TimeFrame(1, TimeFrameUnit.Hour),
+    "1Day": TimeFrame(1, TimeFrameUnit.Day),
+}
 
 
 class SyntheticMarketData:
@@ -56,9 +68,15 @@ class SyntheticMarketData:
         self.now = now
         self._memo: dict[tuple[str, datetime], tuple[float, datetime]] = {}
 
-    def _generate(self, *args: Any, **kwargs: Any) -> Any:
-        synthetic = importlib.import_module("nt_mcp.adapters.data.synthetic")
-        return synthetic.generate_bars(*args, **kwargs)
+    def _generate(self, *args: Any, **kwargs: Any) -> Bars:
+        return generate_bars(*args, **kwargs)
+
+    async def get_bars(self, symbol: str, timeframe: str, start: datetime, end: datetime) -> Bars:
+        """The generator's bars for ``symbol`` (seeded by this source's seed); not real prices."""
+        try:
+            return await asyncio.to_thread(generate_bars, symbol, start, end, timeframe, seed=self.seed)
+        except DomainValueError as error:
+            raise ValidationError(str(error), argument=error.argument) from error
 
     def _price_at(self, symbol: str, moment: datetime) -> tuple[float, datetime]:
         moment = moment.astimezone(UTC).replace(second=0, microsecond=0)
@@ -128,6 +146,30 @@ class AlpacaMarketData:
         if not body:
             raise NotFoundError(f"Alpaca has no quote for {symbol}.", context={"symbol": symbol})
         return quote_from_alpaca(symbol, body, self.source)
+
+    async def get_bars(self, symbol: str, timeframe: str, start: datetime, end: datetime) -> Bars:
+        """Alpaca's historical bars (``/v2/stocks/bars``, adjusted for splits) as `Bars`."""
+        request = StockBarsRequest(
+            symbol_or_symbols=symbol,
+            timeframe=_ALPACA_TIMEFRAMES[timeframe],
+            start=start,
+            end=end,
+            feed=DataFeed(self.feed),
+            adjustment=Adjustment.SPLIT,
+        )
+        raw = await call_alpaca("alpaca-data", lambda: self.client.get_stock_bars(request), what=f"bars for {symbol}")
+        rows = raw.get(symbol) if isinstance(raw, dict) else None
+        if not rows:
+            raise NotFoundError(f"Alpaca has no {timeframe} bars for {symbol} in that range.")
+        stamps = [datetime.fromisoformat(str(r["t"]).replace("Z", "+00:00")) for r in rows]
+        return Bars(
+            np.array([int(t.timestamp() * 1_000_000_000) for t in stamps], dtype=np.int64),
+            np.array([float(r["o"]) for r in rows]),
+            np.array([float(r["h"]) for r in rows]),
+            np.array([float(r["l"]) for r in rows]),
+            np.array([float(r["c"]) for r in rows]),
+            np.array([float(r["v"]) for r in rows]),
+        )
 
     async def close(self) -> None:
         await asyncio.to_thread(self.client._session.close)
