@@ -28,6 +28,7 @@ TRADING_TOOLS = {
     "place_order",
     "cancel_order",
     "close_position",
+    "get_bars",
 }
 
 
@@ -48,6 +49,12 @@ async def test_every_trading_tool_over_stdio(tmp_path: Path) -> None:
             assert listed[name].annotations.destructive_hint is True  # type: ignore[union-attr]
         quote = _ok(await client.call_tool("get_quote", {"symbol": "aapl"}))
         assert quote["symbol"] == "AAPL" and quote["price_source"] == "synthetic" and float(quote["price"]) > 0
+        bars = _ok(await client.call_tool("get_bars", {"symbol": "SPY", "timeframe": "1Day", "limit": 30}))
+        assert bars["count"] == 30 and bars["price_source"] == "synthetic"
+        assert all(b["l"] <= min(b["o"], b["c"]) and b["h"] >= max(b["o"], b["c"]) for b in bars["bars"])
+        assert [b["t"] for b in bars["bars"]] == sorted(b["t"] for b in bars["bars"])
+        bad = await client.call_tool("get_bars", {"symbol": "SPY", "timeframe": "1Week"})
+        assert bad.is_error and bad.structured_content["error"]["context"]["argument"] == "timeframe"
         account = _ok(await client.call_tool("get_account", {}))
         assert account["cash"] == "100000" and account["price_source"] == "synthetic"
         bought = _ok(await client.call_tool("place_order", {"symbol": "AAPL", "side": "buy", "qty": 3}))

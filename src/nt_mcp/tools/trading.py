@@ -8,7 +8,7 @@ use it with get_order and cancel_order) and ``client_order_id`` (derived from th
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Annotated, Literal
 
@@ -140,6 +140,52 @@ async def get_quote(
     )
 
 
+class Bar(BaseModel):
+    t: datetime
+    o: float
+    h: float
+    l: float  # noqa: E741 - the OHLCV convention
+    c: float
+    v: float
+
+
+class BarsResult(Priced):
+    symbol: str
+    timeframe: str
+    bars: list[Bar] = Field(description="oldest first; the latest `limit` bars of the range")
+    count: int
+
+
+@tool(output=BarsResult, scope="read", title="Price bars", read_only=True)
+async def get_bars(
+    ctx: ToolContext,
+    symbol: Annotated[str, Field(min_length=1, max_length=16, description="Ticker, e.g. AAPL.")],
+    timeframe: Annotated[Literal["1Min", "5Min", "15Min", "1Hour", "1Day"], Field(description="Bar size.")] = "1Day",
+    start: Annotated[datetime | None, Field(description="UTC start (default: end minus 100 bars).")] = None,
+    end: Annotated[datetime | None, Field(description="UTC end (default: now).")] = None,
+    limit: Annotated[int, Field(ge=1, le=10_000, description="At most this many bars (the latest).")] = 100,
+) -> BarsResult:
+    """OHLCV bars of a symbol from the configured market data source (price_source says which;
+    synthetic bars are generated, not real)."""
+    seconds = {"1Min": 60, "5Min": 300, "15Min": 900, "1Hour": 3600, "1Day": 86400}[timeframe]
+    end = end or datetime.now(UTC)
+    start = start or end - timedelta(seconds=seconds * limit * 7 // 5 + seconds)
+    if start >= end:
+        raise ValidationError("start must be before end.", argument="start")
+    data = ctx.services.market_data
+    bars = await data.get_bars(normalise_symbol(symbol), timeframe, start, end)
+    n = len(bars.close)
+    first = max(0, n - limit)
+    stamps = bars.timestamps[first:].astype("datetime64[us]").tolist()
+    rows = [
+        Bar(t=stamps[i].replace(tzinfo=UTC), o=bars.open[first + i], h=bars.high[first + i],
+            l=bars.low[first + i], c=bars.close[first + i], v=bars.volume[first + i])
+        for i in range(n - first)
+    ]  # fmt: skip
+    trading = _trading(ctx) | {"price_source": data.source}
+    return BarsResult(symbol=normalise_symbol(symbol), timeframe=timeframe, bars=rows, count=len(rows), **trading)
+
+
 class RiskCheck(BaseModel):
     code: str
     passed: bool
@@ -243,6 +289,7 @@ async def close_position(
 
 
 TOOLS = [
+    get_bars,
     get_account,
     get_positions,
     get_orders,
