@@ -8,6 +8,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from decimal import Decimal
 
+from nt_mcp.adapters.brokers.executor import StrategyExecutor
 from nt_mcp.adapters.brokers.paper import PaperBroker, PaperConfig
 from nt_mcp.adapters.brokers.router import OrderRouter
 from nt_mcp.adapters.data.market import Quote
@@ -43,6 +44,7 @@ def use_paper_prices(
     services.market_data = prices
     services.broker = broker
     services.orders = OrderRouter(
-        services.db, broker, limits or RiskLimits(enforce_market_hours=False), services.settings.mode
+        services.db, broker, limits or RiskLimits(enforce_market_hours=False), services.settings.mode, services.writer
     )
+    services.executor = StrategyExecutor(services.db, services.writer, services.orders, prices, services.settings.mode)
     return broker

@@ -29,6 +29,7 @@ TRADING_TOOLS = {
     "cancel_order",
     "close_position",
     "get_bars",
+    "execute_strategy",
 }
 
 
@@ -86,6 +87,22 @@ async def test_every_trading_tool_over_stdio(tmp_path: Path) -> None:
         assert closed["order"]["side"] == "sell" and closed["order"]["filled_qty"] == "3"
         assert _ok(await client.call_tool("get_positions", {}))["positions"] == []
         assert _ok(await client.call_tool("get_order", {"order_id": order["id"]}))["order"]["status"] == "filled"
+        run_args = {
+            "strategy": "momentum",
+            "symbols": ["SPY"],
+            "params": {"lookback": 20},
+            "capital_fraction": 0.2,
+            "dry_run": False,
+            "idempotency_key": "e2e-run",
+        }
+        run = _ok(await client.call_tool("execute_strategy", run_args))
+        signal = run["signals"]["SPY"]
+        assert run["status"] == "executed" and signal["source"] == "synthetic"
+        held = _ok(await client.call_tool("get_positions", {}))["positions"]
+        expected = [("SPY", signal["target_qty"])] if signal["direction"] > 0 else []  # long-only momentum
+        assert [(p["symbol"], p["qty"]) for p in held] == expected
+        again = _ok(await client.call_tool("execute_strategy", run_args))
+        assert again["replayed"] is True and again["run_id"] == run["run_id"]
 
 
 def _client(services: Services, scopes: set[str]) -> Client:

@@ -218,7 +218,7 @@ def test_paper_config_never_builds_a_live_client(tmp_path: Any, monkeypatch: pyt
     monkeypatch.setattr(factory, "build_trading_client", spy)
     for mode, ack in [("paper", False), ("live", False), ("LIVE-ish", True), ("live", True)]:
         settings = alpaca_settings(make_settings(tmp_path), trading_mode=mode, live_trading_acknowledged=ack)
-        broker = factory.build_broker(settings, None, None)  # type: ignore[arg-type]
+        broker = factory.build_broker(settings, None, None, None)  # type: ignore[arg-type]
         assert broker.client._base_url == ("https://api.alpaca.markets" if settings.mode == "live" else  # type: ignore[attr-defined]
                                            "https://paper-api.alpaca.markets")  # fmt: skip
     assert built == [False, False, False, True]

@@ -32,6 +32,7 @@ from nt_mcp.errors import (
     TradingError,
     ValidationError,
 )
+from nt_mcp.infra.resilience import Upstreams
 
 T = TypeVar("T")
 
@@ -99,8 +100,14 @@ def map_api_error(error: APIError, service: str, what: str) -> TradingError:
     return ExternalAPIError(message, service=service, status=status)
 
 
-async def call_alpaca(service: str, call: Callable[[], T], *, what: str) -> T:
-    """Run one synchronous alpaca-py ``call`` in a worker thread, mapping its failures."""
+async def call_alpaca(
+    service: str, call: Callable[[], T], *, what: str, upstreams: Upstreams | None = None, idempotent: bool = True
+) -> T:
+    """Run one synchronous alpaca-py ``call`` in a worker thread, mapping its failures; with
+    ``upstreams``, behind ``service``'s circuit breaker and retried when ``idempotent`` (reads and
+    cancels; order submission is not retried: its unknown outcome is resolved by a lookup)."""
+    if upstreams is not None:
+        return await upstreams.call(service, lambda: call_alpaca(service, call, what=what), idempotent=idempotent)
     try:
         return await asyncio.to_thread(call)
     except APIError as error:

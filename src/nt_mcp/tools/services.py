@@ -10,6 +10,7 @@ from typing import Any
 
 from nt_mcp import __version__
 from nt_mcp.adapters.brokers.base import Broker
+from nt_mcp.adapters.brokers.executor import StrategyExecutor
 from nt_mcp.adapters.brokers.router import OrderRouter
 from nt_mcp.adapters.data.market import MarketData
 from nt_mcp.config import Settings
@@ -38,6 +39,7 @@ class Services:
     market_data: MarketData
     broker: Broker
     orders: OrderRouter
+    executor: StrategyExecutor
     version: str = __version__
     started_monotonic: float = field(default_factory=time.monotonic)
     _background: list[asyncio.Task[None]] = field(default_factory=list)
@@ -55,22 +57,25 @@ class Services:
         link = RedisLink(settings.redis_url, settings.redis_probe_interval_s) if settings.redis_url else None
         spool = Spool(settings.data_home / "spool")
         writer = DurableWriter(db, spool)
-        market_data = build_market_data(settings)
-        broker = build_broker(settings, db, market_data)
+        upstreams = Upstreams(settings)
+        market_data = build_market_data(settings, upstreams)
+        broker = build_broker(settings, db, market_data, upstreams)
+        router = OrderRouter(db, broker, build_risk_limits(settings), settings.mode, writer)
         services = cls(
             settings=settings,
             db=db,
             redis=link,
             cache=build_cache(link, settings.cache_default_ttl_s),
             limiter=RateLimiter(settings.rate_limit_per_minute, link),
-            upstreams=Upstreams(settings),
+            upstreams=upstreams,
             spool=spool,
             writer=writer,
             replayer=Replayer(db, spool, settings.spool_max_attempts),
             audit=AuditLog(db, writer),
             market_data=market_data,
             broker=broker,
-            orders=OrderRouter(db, broker, build_risk_limits(settings), settings.mode),
+            orders=router,
+            executor=StrategyExecutor(db, writer, router, market_data, settings.mode),
         )
         services._background.append(
             asyncio.create_task(services.replayer.run_forever(settings.spool_replay_interval_s))

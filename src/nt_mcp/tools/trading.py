@@ -299,3 +299,104 @@ TOOLS = [
     cancel_order,
     close_position,
 ]
+
+
+class SymbolSignal(BaseModel):
+    direction: int = Field(description="the strategy's position now: 1 long, -1 short, 0 flat")
+    last_price: Decimal = Field(description="close of the last bar: the price the target is sized at")
+    last_bar: str = Field(description="time of the last bar (UTC)")
+    bars: int = Field(description="bars the signal was computed on")
+    source: str = Field(description="market data source of the bars (synthetic prices are not real)")
+    target_qty: Decimal
+    current_qty: Decimal
+
+
+class PlannedOrder(BaseModel):
+    symbol: str
+    side: str
+    qty: Decimal
+    type: str
+    idempotency_key: str
+    state: Literal["planned", "refused", "submitted", "failed"] = Field(
+        description="planned (dry run), refused by a risk check, submitted to the broker, or failed to submit"
+    )
+    risk_checks: list[RiskCheck] = Field(default_factory=list)
+    error: dict[str, str] | None = Field(None, description="code and message when refused or failed")
+    order_id: str | None = None
+    client_order_id: str | None = None
+    status: str | None = Field(None, description="the broker's order status once submitted")
+    filled_qty: Decimal | None = None
+    filled_avg_price: Decimal | None = None
+
+
+class StrategyRunResult(Trading):
+    run_id: str
+    strategy: str
+    params: dict[str, float | int | bool]
+    dry_run: bool
+    status: Literal["planned", "executed", "partial", "failed"]
+    replayed: bool = Field(description="true: this idempotency_key ran before; this is that run's record")
+    signals: dict[str, SymbolSignal]
+    orders: list[PlannedOrder]
+    created_at: datetime
+
+
+@tool(
+    output=StrategyRunResult,
+    scope="trade",
+    title="Run a strategy on the account",
+    destructive=True,
+    open_world=True,
+    cost=5,
+)
+async def execute_strategy(
+    ctx: ToolContext,
+    strategy: Annotated[str, Field(min_length=1, max_length=64, description="A name from list_strategies.")],
+    symbols: Annotated[list[str], Field(min_length=1, max_length=20, description='Tickers to trade, e.g. ["SPY"].')],
+    params: Annotated[
+        dict[str, float | int | bool] | None, Field(description="Strategy parameters (see get_strategy_info).")
+    ] = None,
+    capital_fraction: Annotated[
+        float, Field(gt=0, le=1, description="Share of equity the strategy may hold, split equally across symbols.")
+    ] = 0.5,
+    timeframe: Annotated[Literal["1Min", "5Min", "15Min", "1Hour", "1Day"], Field(description="Bar size.")] = "1Day",
+    lookback_bars: Annotated[int, Field(ge=20, le=5000, description="Recent bars to compute the signal on.")] = 300,
+    dry_run: Annotated[bool, Field(description="true (default): only plan. false: send the orders.")] = True,
+    idempotency_key: Annotated[str | None, IDEMPOTENCY_KEY_FIELD] = None,
+) -> StrategyRunResult:
+    """Compute a strategy's current signal on recent bars for each symbol, size target positions
+    (whole shares; budget = equity x capital_fraction / symbols), diff them against the current
+    positions and run the pre-trade risk checks on each resulting market order. dry_run=true (the
+    default) returns the plan and sends nothing; dry_run=false sends the orders that passed. Every
+    run is recorded. Reusing idempotency_key returns the recorded run instead of trading again."""
+    from nt_mcp.adapters.brokers.executor import ExecutionRequest
+
+    record, replayed = await ctx.services.executor.execute(
+        ExecutionRequest(
+            principal=ctx.principal.subject,
+            strategy=strategy,
+            symbols=symbols,
+            params=params or {},
+            capital_fraction=capital_fraction,
+            timeframe=timeframe,
+            lookback_bars=lookback_bars,
+            dry_run=dry_run,
+            idempotency_key=idempotency_key,
+        )
+    )
+    return StrategyRunResult(
+        run_id=record["id"],
+        strategy=record["strategy"],
+        params=record["params"],
+        dry_run=record["dry_run"],
+        status=record["status"],
+        replayed=replayed,
+        signals=record["signals"],
+        orders=record["orders"],
+        created_at=record["created_at"],
+        mode=record["mode"],
+        broker=ctx.services.broker.name,
+    )
+
+
+TOOLS.append(execute_strategy)

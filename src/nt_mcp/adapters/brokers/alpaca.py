@@ -52,6 +52,7 @@ from nt_mcp.adapters.brokers.base import (
 )
 from nt_mcp.adapters.data.market import MarketData, Quote, to_decimal
 from nt_mcp.errors import NotFoundError, ValidationError
+from nt_mcp.infra.resilience import Upstreams
 
 SERVICE = "alpaca-trading"
 
@@ -177,13 +178,14 @@ class AlpacaBroker:
 
     name = "alpaca"
 
-    def __init__(self, client: TradingClient, market_data: MarketData) -> None:
+    def __init__(self, client: TradingClient, market_data: MarketData, upstreams: Upstreams | None = None) -> None:
         self.client = client
         self.market_data = market_data
+        self.upstreams = upstreams
         self._tradable: dict[str, bool] = {}
 
-    async def _call(self, call: Any, what: str) -> Any:
-        return await call_alpaca(SERVICE, call, what=what)
+    async def _call(self, call: Any, what: str, *, idempotent: bool = True) -> Any:
+        return await call_alpaca(SERVICE, call, what=what, upstreams=self.upstreams, idempotent=idempotent)
 
     async def get_account(self, principal: str) -> Account:
         return account_from_alpaca(await self._call(self.client.get_account, "the account"))
@@ -222,7 +224,9 @@ class AlpacaBroker:
                     return None  # Alpaca already has this client_order_id: that order is ours
                 raise
 
-        raw = await self._call(send, f"the order {request.client_order_id}")
+        # Not retried here: an unknown outcome is resolved by looking the client_order_id up (OrderRouter),
+        # never by sending again. The breaker still sees the call.
+        raw = await self._call(send, f"the order {request.client_order_id}", idempotent=False)
         if raw is None:
             return await self.get_order_by_client_id(principal, request.client_order_id)
         return order_from_alpaca(raw)

@@ -12,6 +12,7 @@ from nt_mcp.adapters.data.market import AlpacaMarketData, MarketData, SyntheticM
 from nt_mcp.config import Settings
 from nt_mcp.domain.risk_limits import RiskLimits
 from nt_mcp.infra.db import Database
+from nt_mcp.infra.resilience import Upstreams
 
 
 def _keys(settings: Settings) -> tuple[str, str]:
@@ -19,15 +20,15 @@ def _keys(settings: Settings) -> tuple[str, str]:
     return settings.alpaca_api_key.get_secret_value(), settings.alpaca_secret_key.get_secret_value()
 
 
-def build_market_data(settings: Settings) -> MarketData:
+def build_market_data(settings: Settings, upstreams: Upstreams) -> MarketData:
     if settings.market_data_source == "alpaca" or settings.broker == "alpaca":
         key, secret = _keys(settings)
         client = StockHistoricalDataClient(key, secret, raw_data=True, url_override=settings.alpaca_data_url)
-        return AlpacaMarketData(disable_internal_retries(client), feed=settings.alpaca_data_feed)
+        return AlpacaMarketData(disable_internal_retries(client), feed=settings.alpaca_data_feed, upstreams=upstreams)
     return SyntheticMarketData()
 
 
-def build_broker(settings: Settings, db: Database, market_data: MarketData) -> Broker:
+def build_broker(settings: Settings, db: Database, market_data: MarketData, upstreams: Upstreams) -> Broker:
     """Alpaca when ``NT_BROKER=alpaca`` (its paper endpoint unless the server is in live mode),
     otherwise the paper broker in this server's storage."""
     if settings.broker == "alpaca":
@@ -35,7 +36,7 @@ def build_broker(settings: Settings, db: Database, market_data: MarketData) -> B
         client = build_trading_client(
             key, secret, live=settings.mode == "live", url_override=settings.alpaca_trading_url
         )
-        return AlpacaBroker(client, market_data)
+        return AlpacaBroker(client, market_data, upstreams)
     config = PaperConfig(
         starting_cash=settings.paper_starting_cash,
         slippage_bps=settings.paper_slippage_bps,

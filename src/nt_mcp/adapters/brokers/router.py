@@ -53,6 +53,7 @@ from nt_mcp.errors import (
 )
 from nt_mcp.infra.db import Database
 from nt_mcp.infra.schema import orders
+from nt_mcp.infra.spool import DurableWriter
 
 SYMBOL_PATTERN = re.compile(r"^[A-Z][A-Z0-9]{0,9}([./][A-Z0-9]{1,5})?$")
 UNSETTLED = ("pending_submit", "submit_failed")
@@ -177,8 +178,9 @@ class Placed:
 
 
 class OrderRouter:
-    def __init__(self, db: Database, broker: Broker, limits: RiskLimits, mode: str) -> None:
+    def __init__(self, db: Database, broker: Broker, limits: RiskLimits, mode: str, writer: DurableWriter) -> None:
         self.db = db
+        self.writer = writer
         self.broker = broker
         self.limits = limits
         self.mode = mode
@@ -243,21 +245,20 @@ class OrderRouter:
         return True
 
     async def _record(self, client_order_id: str, order: Order) -> None:
-        async def update(conn: AsyncConnection) -> None:
-            await conn.execute(
-                orders.update()
-                .where(orders.c.client_order_id == client_order_id)
-                .values(
-                    broker_order_id=order.id,
-                    status=order.status,
-                    filled_qty=order.filled_qty,
-                    filled_avg_price=order.filled_avg_price,
-                    updated_at=datetime.now(UTC),
-                    error=order.reject_reason,
-                )
-            )
-
-        await self.db.transaction(update)
+        """Journal what the broker said. The order exists at the broker now, so this update must not be
+        lost: while the database is unreachable it waits in the spool and is replayed in order."""
+        await self.writer.update(
+            "orders",
+            key={"client_order_id": client_order_id},
+            values={
+                "broker_order_id": order.id,
+                "status": order.status,
+                "filled_qty": order.filled_qty,
+                "filled_avg_price": order.filled_avg_price,
+                "updated_at": datetime.now(UTC),
+                "error": order.reject_reason,
+            },
+        )
 
     async def _mark(self, client_order_id: str, status: str, error: str) -> None:
         async def update(conn: AsyncConnection) -> None:

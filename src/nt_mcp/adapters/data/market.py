@@ -29,6 +29,7 @@ from nt_mcp.adapters.data.synthetic import generate_bars
 from nt_mcp.domain.bars import Bars
 from nt_mcp.domain.errors import DomainValueError
 from nt_mcp.errors import ExternalAPIError, NotFoundError, ValidationError
+from nt_mcp.infra.resilience import Upstreams
 
 
 @dataclass(frozen=True)
@@ -133,14 +134,18 @@ class AlpacaMarketData:
 
     source = "alpaca"
 
-    def __init__(self, client: Any, feed: str = "iex") -> None:
+    def __init__(self, client: Any, feed: str = "iex", upstreams: Upstreams | None = None) -> None:
         self.client = client  # an alpaca.data.historical.StockHistoricalDataClient(raw_data=True)
         self.feed = feed
+        self.upstreams = upstreams
 
     async def latest_quote(self, symbol: str) -> Quote:
         request = StockLatestQuoteRequest(symbol_or_symbols=symbol, feed=DataFeed(self.feed))
         raw = await call_alpaca(
-            "alpaca-data", lambda: self.client.get_stock_latest_quote(request), what=f"quote {symbol}"
+            "alpaca-data",
+            lambda: self.client.get_stock_latest_quote(request),
+            what=f"quote {symbol}",
+            upstreams=self.upstreams,
         )
         body = raw.get(symbol) if isinstance(raw, dict) else None
         if not body:
@@ -157,7 +162,12 @@ class AlpacaMarketData:
             feed=DataFeed(self.feed),
             adjustment=Adjustment.SPLIT,
         )
-        raw = await call_alpaca("alpaca-data", lambda: self.client.get_stock_bars(request), what=f"bars for {symbol}")
+        raw = await call_alpaca(
+            "alpaca-data",
+            lambda: self.client.get_stock_bars(request),
+            what=f"bars for {symbol}",
+            upstreams=self.upstreams,
+        )
         rows = raw.get(symbol) if isinstance(raw, dict) else None
         if not rows:
             raise NotFoundError(f"Alpaca has no {timeframe} bars for {symbol} in that range.")
