@@ -17,6 +17,7 @@ dropped. A rejected token is logged with the reason only, never the token.
 from __future__ import annotations
 
 import logging
+import math
 import re
 import time
 import uuid
@@ -128,7 +129,9 @@ class JwtVerifier:
             token=token,
             client_id=str(claims.get("client_id") or claims.get("azp") or verified.subject),
             scopes=verified.scopes,
-            expires_at=int(claims["exp"]),
+            # the SDK's bearer backend drops tokens past expires_at with no leeway: give it the
+            # effective expiry, exp plus the clock-skew allowance PyJWT already applied
+            expires_at=int(claims["exp"]) + math.ceil(self.leeway_s),
             resource=self.audience,
             subject=verified.subject,
             claims={"iss": claims["iss"]},
