@@ -102,8 +102,29 @@ class Settings(BaseSettings):
     risk_symbol_allowlist: str = ""
     risk_symbol_denylist: str = ""
 
-    # auth (HTTP transports)
+    # auth (HTTP transports): HS256 with a shared secret, or RS256/ES256/EdDSA with a key file or JWKS
     jwt_secret: SecretStr | None = None
+    jwt_public_key_file: Path | None = None
+    jwt_jwks_url: str | None = None
+    jwt_algorithms: str | None = None  # default: HS256 with a secret, RS256,ES256,EdDSA with public keys
+    jwt_issuer: str = "nt-mcp"
+    jwt_audience: str | None = None  # default: the canonical /mcp URL
+    jwt_leeway_s: float = Field(30.0, ge=0, le=300)
+    jwt_typ: str | None = None
+
+    # HTTP transports
+    public_url: str | None = None  # canonical external base URL, e.g. https://mcp.example.com
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+    http_redirect_port: int | None = Field(None, ge=1, le=65535)
+    allowed_hosts: str = ""  # comma separated Host values, "name:*" for any port; default from host/port
+    allowed_origins: str = ""  # comma separated origins; default the allowed hosts over http(s)
+    max_request_body_bytes: int = Field(1_048_576, ge=1024)
+    http_rate_limit: str = "300/minute"
+    auth_failure_limit: str = "10/minute"
+    metrics_allow_cidrs: str = ""  # empty: any client may read /metrics
+    forwarded_allow_ips: str | None = None  # trust X-Forwarded-For from these proxies (off by default)
+    shutdown_grace_s: float = Field(30.0, ge=0, le=3600)
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
 
@@ -139,6 +160,39 @@ class Settings(BaseSettings):
             raise ValueError("must be at least 32 bytes long")
         return value
 
+    @field_validator("http_rate_limit", "auth_failure_limit")
+    @classmethod
+    def _check_rate_limit(cls, value: str) -> str:
+        from limits import parse
+
+        try:
+            parse(value)
+        except ValueError:
+            raise ValueError("must look like 300/minute or 10/second") from None
+        return value
+
+    @field_validator("metrics_allow_cidrs")
+    @classmethod
+    def _check_cidrs(cls, value: str) -> str:
+        import ipaddress
+
+        for part in _split_scopes(value):
+            try:
+                ipaddress.ip_network(part, strict=False)
+            except ValueError:
+                raise ValueError(f"{part!r} is not a network like 10.0.0.0/8") from None
+        return value
+
+    @field_validator("public_url", "jwt_jwks_url")
+    @classmethod
+    def _check_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        scheme, sep, rest = value.strip().partition("://")
+        if scheme not in {"http", "https"} or not sep or not rest:
+            raise ValueError("must be an http(s) URL")
+        return value.strip().rstrip("/")
+
     @field_validator("stdio_scopes")
     @classmethod
     def _check_scopes(cls, value: str) -> str:
@@ -165,6 +219,55 @@ class Settings(BaseSettings):
                 which = "NT_BROKER=alpaca" if self.broker == "alpaca" else "NT_MARKET_DATA_SOURCE=alpaca"
                 raise ValueError(f"{which} needs {' and '.join(missing)}; refusing to start")
         return self
+
+    @model_validator(mode="after")
+    def _check_tls_pair(self) -> Settings:
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("NT_TLS_CERT_FILE and NT_TLS_KEY_FILE go together; set both or neither")
+        return self
+
+    @property
+    def tls_enabled(self) -> bool:
+        return self.tls_cert_file is not None
+
+    @property
+    def base_url(self) -> str:
+        """The server's canonical external base URL: ``NT_PUBLIC_URL`` or scheme://host:port."""
+        if self.public_url:
+            return self.public_url
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{'https' if self.tls_enabled else 'http'}://{host}:{self.port}"
+
+    @property
+    def resource_url(self) -> str:
+        """The canonical URL of the MCP endpoint: the default token audience (RFC 8707 resource)."""
+        return f"{self.base_url}/mcp"
+
+    @property
+    def token_audience(self) -> str:
+        return self.jwt_audience or self.resource_url
+
+    @property
+    def host_allow_list(self) -> list[str]:
+        """Host header values accepted (DNS-rebinding protection); ``name:*`` matches any port."""
+        configured = _split_list(self.allowed_hosts)
+        if configured:
+            return configured
+        hosts = ["127.0.0.1:*", "localhost:*", "[::1]:*"]
+        if self.host not in {"127.0.0.1", "localhost", "::1", "0.0.0.0", "::"}:  # noqa: S104
+            hosts.append(f"{self.host}:*")
+        if self.public_url:
+            netloc = self.public_url.partition("://")[2].split("/")[0]
+            hosts += [netloc] if ":" in netloc.rsplit("]", 1)[-1] else [netloc, f"{netloc}:*"]
+        return hosts
+
+    @property
+    def origin_allow_list(self) -> list[str]:
+        configured = _split_list(self.allowed_origins)
+        if configured:
+            return configured
+        origins = [f"{scheme}://{host}" for host in self.host_allow_list for scheme in ("http", "https")]
+        return origins + [o.removesuffix(":*") for o in origins if o.endswith(":*")]
 
     @property
     def mode(self) -> Literal["paper", "live"]:
@@ -198,6 +301,10 @@ class Settings(BaseSettings):
 
 def _split_scopes(value: str) -> list[str]:
     return [part for part in value.replace(",", " ").split() if part]
+
+
+def _split_list(value: str) -> list[str]:
+    return [part.strip() for part in value.split(",") if part.strip()]
 
 
 def describe_settings_error(error: ValidationError) -> str:
