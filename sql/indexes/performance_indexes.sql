@@ -13,5 +13,14 @@ CREATE INDEX IF NOT EXISTS ix_audit_log_failures_ts ON audit_log (ts DESC) WHERE
 -- Partial: resolved letters drop out of the index.
 CREATE INDEX IF NOT EXISTS ix_dead_letters_unresolved ON dead_letters (id) WHERE resolved_at IS NULL;
 
+-- nt_mcp.adapters.brokers.router.OrderRouter.orders_since_query: orders a principal placed today
+-- (the max-orders-per-day risk check); also nt_mcp.adapters.brokers.paper.PaperBroker.list_orders_query.
+CREATE INDEX IF NOT EXISTS ix_orders_principal_created ON orders (principal, created_at DESC);
+
+-- nt_mcp.adapters.brokers.paper.PaperBroker.open_orders_query: a principal's resting paper orders,
+-- swept against the latest prices on every read. Partial: only resting orders are indexed.
+CREATE INDEX IF NOT EXISTS ix_orders_open_principal ON orders (principal, created_at)
+    WHERE status IN ('new', 'accepted');
+
 -- nt_mcp.infra.backtests.BacktestStore.recent_query: a principal's latest backtests, newest first (list_backtests).
 CREATE INDEX IF NOT EXISTS ix_backtests_principal_created ON backtests (principal, created_at DESC);

@@ -1,4 +1,4 @@
-"""The `nt-mcp` command: serve, db upgrade, --version.
+"""The `nt-mcp` command: serve (stdio, http, sse), db upgrade, certs dev, token create, --version.
 
 Exit codes: 0 done, 1 failed at run time, 2 bad configuration or usage (one line on stderr
 naming the setting, never a traceback).
@@ -22,6 +22,10 @@ from nt_mcp.infra.observability import configure_logging, redact
 log = logging.getLogger("nt_mcp.cli")
 
 
+class UsageError(Exception):
+    """Bad configuration or arguments found after parsing: one line on stderr, exit code 2."""
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nt-mcp", description="MCP server with real trading tools.")
     parser.add_argument("--version", action="version", version=f"nt-mcp {__version__}")
@@ -40,6 +44,20 @@ def _parser() -> argparse.ArgumentParser:
     dlq_commands = dlq.add_subparsers(dest="dlq_command", required=True)
     dlq_commands.add_parser("list", help="show spooled writes and unresolved dead letters (JSON lines)")
     dlq_commands.add_parser("replay", help="replay the spool now and retry unresolved dead letters")
+
+    certs = commands.add_parser("certs", help="TLS certificates")
+    certs_commands = certs.add_subparsers(dest="certs_command", required=True)
+    dev = certs_commands.add_parser("dev", help="write a self-signed pair for localhost into certs/")
+    dev.add_argument("--dir", default="certs", help="output directory (default: certs)")
+    dev.add_argument("--days", type=int, default=30, help="validity in days (default: 30)")
+    dev.add_argument("--force", action="store_true", help="replace an existing pair")
+
+    token = commands.add_parser("token", help="bearer tokens")
+    token_commands = token.add_subparsers(dest="token_command", required=True)
+    create = token_commands.add_parser("create", help="mint an HS256 token signed with NT_JWT_SECRET")
+    create.add_argument("--sub", required=True, help="the principal (token subject)")
+    create.add_argument("--scopes", default="read", help="comma separated: read,backtest,trade,admin")
+    create.add_argument("--ttl", default="1h", help="lifetime: 900, 15m, 1h, 7d (default: 1h)")
     return parser
 
 
@@ -69,6 +87,42 @@ async def _serve(settings: Settings) -> None:
         await server.run_stdio_async()
     finally:
         await services.close()
+
+
+def _serve_http(settings: Settings) -> None:
+    from nt_mcp.server import httpserve
+    from nt_mcp.server.auth import AuthConfigError
+
+    try:
+        main, redirect = httpserve.build(settings, settings.transport)
+    except (AuthConfigError, httpserve.ServeConfigError) as error:
+        raise UsageError(str(error)) from None
+    log.info("serving", extra={"transport": settings.transport, "mode": settings.mode, "url": settings.base_url})
+    httpserve.serve(main, redirect)
+
+
+def _certs_dev(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from nt_mcp.server.certs import write_dev_pair
+
+    try:
+        cert, key = write_dev_pair(Path(args.dir), days=args.days, force=args.force)
+    except FileExistsError as error:
+        raise UsageError(str(error)) from None
+    print(f"NT_TLS_CERT_FILE={cert.resolve()}")
+    print(f"NT_TLS_KEY_FILE={key.resolve()}")
+
+
+def _token_create(settings: Settings, args: argparse.Namespace) -> None:
+    from nt_mcp.server.auth import mint_token, parse_ttl
+
+    scopes = [part.strip() for part in args.scopes.replace(" ", ",").split(",") if part.strip()]
+    try:
+        token = mint_token(settings, args.sub, scopes, parse_ttl(args.ttl))
+    except ValueError as error:  # AuthConfigError included: no secret
+        raise UsageError(str(error)) from None
+    print(token)
 
 
 async def _db_upgrade(settings: Settings) -> None:
@@ -132,16 +186,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     configure_logging(settings.log_level)
     try:
-        if args.command == "serve":
+        if args.command == "serve" and settings.transport in ("http", "sse"):
+            _serve_http(settings)
+        elif args.command == "serve":
             asyncio.run(_serve(settings))
+        elif args.command == "certs":
+            _certs_dev(args)
+        elif args.command == "token":
+            _token_create(settings, args)
         elif args.command == "db":
             asyncio.run(_db_upgrade(settings))
         elif args.command == "dlq":
             asyncio.run(_dlq(settings, args.dlq_command))
     except KeyboardInterrupt:
         return 0
-    except NotImplementedError as error:
-        print(f"nt-mcp: {error}", file=sys.stderr)
+    except (NotImplementedError, UsageError) as error:
+        print(f"nt-mcp: {redact(str(error))}", file=sys.stderr)
         return 2
     except Exception as error:
         log.exception("fatal")

@@ -7,6 +7,7 @@ start with one line naming the setting (see `describe_settings_error`), never a 
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 from typing import Literal
 
@@ -75,15 +76,58 @@ class Settings(BaseSettings):
     trading_mode: str = "paper"
     live_trading_acknowledged: bool = False
 
-    # auth (HTTP transports)
-    jwt_secret: SecretStr | None = None
-
-    # market data (backtests): Alpaca historical data, local files, or seeded synthetic bars
+    # broker: the paper broker (a simulated account in this server's storage) or Alpaca
+    broker: Literal["paper", "alpaca"] = "paper"
     alpaca_api_key: SecretStr | None = None
     alpaca_secret_key: SecretStr | None = None
+    alpaca_trading_url: str | None = None  # override of the trading base URL (a proxy); None = Alpaca's
+    alpaca_data_url: str | None = None  # override of the market data base URL; None = Alpaca's
     alpaca_data_feed: Literal["iex", "sip", "delayed_sip"] = "iex"
-    data_dir: Path | None = None
+    # where prices come from. Trading (paper broker quotes, get_quote, get_bars): Alpaca when this is
+    # "alpaca" or NT_BROKER=alpaca, else synthetic. Backtests (data_source unset): this source, or when
+    # unset the best configured: alpaca with keys, else files when data_dir holds data, else synthetic.
     market_data_source: Literal["synthetic", "files", "alpaca"] | None = None
+    data_dir: Path | None = None  # <SYMBOL>.csv / <SYMBOL>.parquet bars for the "files" source
+
+    # paper broker
+    paper_starting_cash: Decimal = Field(Decimal("100000"), gt=0)
+    paper_slippage_bps: Decimal = Field(Decimal("5"), ge=0, le=1000)
+    paper_commission_per_order: Decimal = Field(Decimal("0"), ge=0)
+    paper_commission_bps: Decimal = Field(Decimal("0"), ge=0, le=1000)
+    paper_ignore_market_hours: bool = True
+
+    # pre-trade risk limits (0 disables a numeric limit; lists are comma-separated symbols)
+    risk_max_order_notional: Decimal = Field(Decimal("25000"), ge=0)
+    risk_max_position_weight: Decimal = Field(Decimal("0.25"), ge=0, le=10)
+    risk_max_open_positions: int = Field(20, ge=0)
+    risk_max_orders_per_day: int = Field(100, ge=0)
+    risk_daily_loss_limit_pct: Decimal = Field(Decimal("0.05"), ge=0, le=1)
+    risk_symbol_allowlist: str = ""
+    risk_symbol_denylist: str = ""
+
+    # auth (HTTP transports): HS256 with a shared secret, or RS256/ES256/EdDSA with a key file or JWKS
+    jwt_secret: SecretStr | None = None
+    jwt_public_key_file: Path | None = None
+    jwt_jwks_url: str | None = None
+    jwt_algorithms: str | None = None  # default: HS256 with a secret, RS256,ES256,EdDSA with public keys
+    jwt_issuer: str = "nt-mcp"
+    jwt_audience: str | None = None  # default: the canonical /mcp URL
+    jwt_leeway_s: float = Field(30.0, ge=0, le=300)
+    jwt_typ: str | None = None
+
+    # HTTP transports
+    public_url: str | None = None  # canonical external base URL, e.g. https://mcp.example.com
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+    http_redirect_port: int | None = Field(None, ge=1, le=65535)
+    allowed_hosts: str = ""  # comma separated Host values, "name:*" for any port; default from host/port
+    allowed_origins: str = ""  # comma separated origins; default the allowed hosts over http(s)
+    max_request_body_bytes: int = Field(1_048_576, ge=1024)
+    http_rate_limit: str = "300/minute"
+    auth_failure_limit: str = "10/minute"
+    metrics_allow_cidrs: str = ""  # empty: any client may read /metrics
+    forwarded_allow_ips: str | None = None  # trust X-Forwarded-For from these proxies (off by default)
+    shutdown_grace_s: float = Field(30.0, ge=0, le=3600)
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
 
@@ -129,6 +173,39 @@ class Settings(BaseSettings):
     def _blank_dir_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
 
+    @field_validator("http_rate_limit", "auth_failure_limit")
+    @classmethod
+    def _check_rate_limit(cls, value: str) -> str:
+        from limits import parse
+
+        try:
+            parse(value)
+        except ValueError:
+            raise ValueError("must look like 300/minute or 10/second") from None
+        return value
+
+    @field_validator("metrics_allow_cidrs")
+    @classmethod
+    def _check_cidrs(cls, value: str) -> str:
+        import ipaddress
+
+        for part in _split_scopes(value):
+            try:
+                ipaddress.ip_network(part, strict=False)
+            except ValueError:
+                raise ValueError(f"{part!r} is not a network like 10.0.0.0/8") from None
+        return value
+
+    @field_validator("public_url", "jwt_jwks_url")
+    @classmethod
+    def _check_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        scheme, sep, rest = value.strip().partition("://")
+        if scheme not in {"http", "https"} or not sep or not rest:
+            raise ValueError("must be an http(s) URL")
+        return value.strip().rstrip("/")
+
     @field_validator("stdio_scopes")
     @classmethod
     def _check_scopes(cls, value: str) -> str:
@@ -144,12 +221,72 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
-    def _check_market_data_source(self) -> Settings:
-        if self.market_data_source == "alpaca" and (self.alpaca_api_key is None or self.alpaca_secret_key is None):
-            raise ValueError("NT_MARKET_DATA_SOURCE=alpaca needs NT_ALPACA_API_KEY and NT_ALPACA_SECRET_KEY")
-        if self.market_data_source == "files" and self.data_dir is None:
-            raise ValueError("NT_MARKET_DATA_SOURCE=files needs NT_DATA_DIR")
+    def _check_alpaca_keys(self) -> Settings:
+        if self.broker == "alpaca" or self.market_data_source == "alpaca":
+            missing = [
+                f"{ENV_PREFIX}{name.upper()}"
+                for name in ("alpaca_api_key", "alpaca_secret_key")
+                if not (getattr(self, name) and getattr(self, name).get_secret_value().strip())
+            ]
+            if missing:
+                which = "NT_BROKER=alpaca" if self.broker == "alpaca" else "NT_MARKET_DATA_SOURCE=alpaca"
+                raise ValueError(f"{which} needs {' and '.join(missing)}; refusing to start")
         return self
+
+    @model_validator(mode="after")
+    def _check_files_source(self) -> Settings:
+        if self.market_data_source == "files" and self.data_dir is None:
+            raise ValueError("NT_MARKET_DATA_SOURCE=files needs NT_DATA_DIR; refusing to start")
+        return self
+
+    @model_validator(mode="after")
+    def _check_tls_pair(self) -> Settings:
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("NT_TLS_CERT_FILE and NT_TLS_KEY_FILE go together; set both or neither")
+        return self
+
+    @property
+    def tls_enabled(self) -> bool:
+        return self.tls_cert_file is not None
+
+    @property
+    def base_url(self) -> str:
+        """The server's canonical external base URL: ``NT_PUBLIC_URL`` or scheme://host:port."""
+        if self.public_url:
+            return self.public_url
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{'https' if self.tls_enabled else 'http'}://{host}:{self.port}"
+
+    @property
+    def resource_url(self) -> str:
+        """The canonical URL of the MCP endpoint: the default token audience (RFC 8707 resource)."""
+        return f"{self.base_url}/mcp"
+
+    @property
+    def token_audience(self) -> str:
+        return self.jwt_audience or self.resource_url
+
+    @property
+    def host_allow_list(self) -> list[str]:
+        """Host header values accepted (DNS-rebinding protection); ``name:*`` matches any port."""
+        configured = _split_list(self.allowed_hosts)
+        if configured:
+            return configured
+        hosts = ["127.0.0.1:*", "localhost:*", "[::1]:*"]
+        if self.host not in {"127.0.0.1", "localhost", "::1", "0.0.0.0", "::"}:  # noqa: S104
+            hosts.append(f"{self.host}:*")
+        if self.public_url:
+            netloc = self.public_url.partition("://")[2].split("/")[0]
+            hosts += [netloc] if ":" in netloc.rsplit("]", 1)[-1] else [netloc, f"{netloc}:*"]
+        return hosts
+
+    @property
+    def origin_allow_list(self) -> list[str]:
+        configured = _split_list(self.allowed_origins)
+        if configured:
+            return configured
+        origins = [f"{scheme}://{host}" for host in self.host_allow_list for scheme in ("http", "https")]
+        return origins + [o.removesuffix(":*") for o in origins if o.endswith(":*")]
 
     @property
     def mode(self) -> Literal["paper", "live"]:
@@ -166,6 +303,16 @@ class Settings(BaseSettings):
         return f"sqlite+aiosqlite:///{self.data_home / 'nt-mcp.sqlite3'}"
 
     @property
+    def symbol_allowlist(self) -> frozenset[str]:
+        """Symbols that may be traded (empty: all)."""
+        return frozenset(_split_scopes(self.risk_symbol_allowlist.upper()))
+
+    @property
+    def symbol_denylist(self) -> frozenset[str]:
+        """Symbols that may never be traded."""
+        return frozenset(_split_scopes(self.risk_symbol_denylist.upper()))
+
+    @property
     def local_scopes(self) -> frozenset[str]:
         """Scopes of the local operator (stdio and in-process clients)."""
         return frozenset(_split_scopes(self.stdio_scopes))
@@ -173,6 +320,10 @@ class Settings(BaseSettings):
 
 def _split_scopes(value: str) -> list[str]:
     return [part for part in value.replace(",", " ").split() if part]
+
+
+def _split_list(value: str) -> list[str]:
+    return [part.strip() for part in value.split(",") if part.strip()]
 
 
 def describe_settings_error(error: ValidationError) -> str:

@@ -11,6 +11,8 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
+from nt_mcp.adapters.brokers.paper import PaperBroker
+from nt_mcp.adapters.brokers.router import OrderRouter
 from nt_mcp.infra import migrate
 from nt_mcp.infra.audit import AuditLog
 from nt_mcp.infra.backtests import BacktestStore
@@ -26,6 +28,8 @@ def _queries() -> dict[str, sa.Select[Any]]:
     return {
         "ix_audit_log_principal_ts": AuditLog.recent_query("principal-7", 50),
         "ix_audit_log_failures_ts": AuditLog.error_count_query(NOW - timedelta(hours=1)),
+        "ix_orders_principal_created": OrderRouter.orders_since_query("principal-7", NOW - timedelta(hours=9)),
+        "ix_orders_open_principal": PaperBroker.open_orders_query("principal-7"),
         "ix_dead_letters_unresolved": Replayer.unresolved_query(100),
         "ix_backtests_principal_created": BacktestStore.recent_query("principal-7", 20),
     }
@@ -39,6 +43,19 @@ async def _seed(conn: sa.ext.asyncio.AsyncConnection) -> None:
         SELECT CAST(:now AS timestamptz) - (g * interval '86 seconds'), 'principal-' || (g % 50), 'ping',
                CASE WHEN g % 100 = 0 THEN 'RATE_LIMITED' ELSE 'ok' END, 1.0, md5(g::text), NULL
         FROM generate_series(1, 40000) AS g
+    """),
+        {"now": NOW},
+    )
+    # 60,000 orders over 60 days by 50 principals; 1 in 200 still resting.
+    await conn.execute(
+        sa.text("""
+        INSERT INTO orders (id, client_order_id, principal, broker, mode, symbol, side, order_type,
+                            time_in_force, qty, status, created_at, updated_at)
+        SELECT md5('o' || g), 'nt-' || md5('c' || g), 'principal-' || (g % 50), 'paper', 'paper', 'AAPL',
+               'buy', 'limit', 'gtc', 1, CASE WHEN g % 200 = 0 THEN 'new' ELSE 'filled' END,
+               CAST(:now AS timestamptz) - (g * interval '86 seconds'),
+               CAST(:now AS timestamptz) - (g * interval '86 seconds')
+        FROM generate_series(1, 60000) AS g
     """),
         {"now": NOW},
     )

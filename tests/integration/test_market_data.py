@@ -25,10 +25,9 @@ from nt_mcp.adapters.data.market import (
     MarketDataHub,
     SyntheticMarketData,
 )
-from nt_mcp.adapters.data.synthetic import generate_bars
 from nt_mcp.config import Settings, describe_settings_error
 from nt_mcp.errors import (
-    AuthenticationError,
+    BusinessLogicError,
     ExternalAPIError,
     NetworkError,
     ServiceUnavailableError,
@@ -146,23 +145,24 @@ def test_blank_key_settings_count_as_unset(tmp_path: Path) -> None:
 # ---------------------------------------------------------------- synthetic and files
 
 
-async def test_synthetic_source_is_deterministic_and_its_quote_is_the_last_minute_close() -> None:
+async def test_synthetic_source_is_deterministic_for_a_given_time() -> None:
     source = SyntheticMarketData()
     a = await source.get_bars("DEMO", "1Hour", JAN, FEB)
     b = await source.get_bars("DEMO", "1Hour", JAN, FEB)
-    assert np.array_equal(a.close, b.close) and len(a) == 22 * 24 + 1  # 22 weekdays in Jan 2..31, then Feb 1 00:00
+    assert np.array_equal(a.close, b.close) and len(a) == 22 * 24 + 1  # 22 weekdays in Jan 2..31, then Feb 1
     moment = datetime(2024, 3, 6, 14, 37, 12, tzinfo=UTC)  # a Wednesday
-    quote = await source.latest_quote("DEMO", now=moment)
-    again = await source.latest_quote("DEMO", now=moment)
-    minute = generate_bars("DEMO", datetime(2024, 2, 28, tzinfo=UTC), datetime(2024, 3, 6, 14, 37, tzinfo=UTC), "1Min")
-    assert quote == again
-    assert quote.price == Decimal(repr(float(minute.close[-1]))) and quote.source == "synthetic"
+    quote = await SyntheticMarketData(now=lambda: moment).latest_quote("DEMO")
+    again = await SyntheticMarketData(now=lambda: moment).latest_quote("DEMO")
+    assert quote == again and quote.source == "synthetic" and quote.bid is None
     assert quote.timestamp == datetime(2024, 3, 6, 14, 37, tzinfo=UTC)
-    weekend = await source.latest_quote("DEMO", now=datetime(2024, 3, 9, 12, 0, tzinfo=UTC))  # a Saturday
-    assert weekend.timestamp == datetime(2024, 3, 8, 23, 59, tzinfo=UTC)
+    weekend = await SyntheticMarketData(now=lambda: datetime(2024, 3, 9, 12, 0, tzinfo=UTC)).latest_quote("DEMO")
+    assert weekend.timestamp == datetime(2024, 3, 8, 23, 59, tzinfo=UTC)  # the last minute of Friday
     with pytest.raises(ValidationError) as bad:
         await source.get_bars("DEMO", "2Min", JAN, FEB)
     assert bad.value.argument == "timeframe"
+    with pytest.raises(ValidationError) as backwards:
+        await source.get_bars("DEMO", "1Day", FEB, JAN)
+    assert backwards.value.argument == "start"
 
 
 async def test_files_source_reads_the_range_and_quotes_the_last_close(tmp_path: Path) -> None:
@@ -201,7 +201,8 @@ async def test_alpaca_bars_for_many_symbols_in_one_request_then_from_cache(tmp_p
     assert http.call_count == 1
     request = http.request_history[0]
     assert request.qs["symbols"] == ["aapl,msft"]
-    assert request.qs["timeframe"] == ["1day"] and request.qs["feed"] == ["iex"] and request.qs["adjustment"] == ["all"]
+    assert request.qs["timeframe"] == ["1day"] and request.qs["feed"] == ["iex"]
+    assert request.qs["adjustment"] == ["split"]
     assert request.headers["APCA-API-KEY-ID"] == KEY_ID
     assert got["AAPL"].close.tolist() == [185.5, 184.25] and got["MSFT"].open.tolist() == [369.0, 370.5]
     assert got["AAPL"].volume.tolist() == [1002.0, 1003.0]
@@ -241,7 +242,7 @@ async def test_alpaca_latest_quote_is_the_mid_in_decimal(tmp_path: Path, http: r
             }
         },
     )
-    quote = await _alpaca(tmp_path).latest_quote("aapl")
+    quote = await _alpaca(tmp_path).latest_quote("AAPL")
     assert quote.bid == Decimal("189.97") and quote.ask == Decimal("190.11")
     assert quote.price == Decimal("190.04") and quote.source == "alpaca" and quote.symbol == "AAPL"
     assert quote.timestamp.replace(microsecond=0) == datetime(2024, 3, 6, 14, 37, 12, tzinfo=UTC)
@@ -252,10 +253,16 @@ async def test_alpaca_errors_are_typed_and_never_carry_the_keys(
 ) -> None:
     caplog.set_level(logging.DEBUG)
     source = _alpaca(tmp_path, breaker_fail_max=50)
-    http.get(BARS_URL, status_code=403, json={"code": 40310000, "message": "forbidden"})
-    with pytest.raises(AuthenticationError) as forbidden:
+    http.get(BARS_URL, status_code=401, json={"code": 40110000, "message": "request is not authorized"})
+    with pytest.raises(ExternalAPIError) as unauthorised:
         await source.get_bars("AAPL", "1Day", JAN, FEB)
-    assert "NT_ALPACA_API_KEY" in forbidden.value.message and http.call_count == 1  # not retried
+    assert "NT_ALPACA_API_KEY" in unauthorised.value.message and not unauthorised.value.retryable
+    assert http.call_count == 1  # not retried
+
+    http.get(BARS_URL, status_code=403, json={"code": 40310000, "message": "subscription does not permit SIP"})
+    with pytest.raises(BusinessLogicError) as forbidden:
+        await source.get_bars("AAPL", "1Day", JAN, FEB)
+    assert "subscription" in forbidden.value.message
 
     http.get(BARS_URL, status_code=422, json={"code": 42210000, "message": "invalid symbol: AAPL$"})
     with pytest.raises(ValidationError) as invalid:
@@ -272,12 +279,12 @@ async def test_alpaca_errors_are_typed_and_never_carry_the_keys(
     http.get(
         BARS_URL,
         [
-            {"status_code": 429, "json": {"code": 42910000, "message": "rate limit exceeded"}},
+            {"status_code": 429, "headers": {"Retry-After": "0"}, "json": {"code": 42910000, "message": "slow down"}},
             {"json": {"bars": {"AAPL": [_bar(2, 185.5)]}, "next_page_token": None}},
         ],
     )
     assert (await source.get_bars("AAPL", "1Day", JAN, FEB)).close.tolist() == [185.5]
-    assert http.call_count == 2
+    assert http.call_count == 2  # the rate limit was waited out and retried
 
     http.get(BARS_URL, exc=requests.ConnectionError("connection refused"))
     with pytest.raises(NetworkError):
@@ -288,7 +295,7 @@ async def test_alpaca_errors_are_typed_and_never_carry_the_keys(
         await source.get_bars("AAPL", "1Day", datetime(2022, 1, 1, tzinfo=UTC), datetime(2022, 2, 1, tzinfo=UTC))
     assert empty.value.argument == "symbol" and "no 1Day bars" in empty.value.message
 
-    for error in (forbidden.value, invalid.value, server.value, empty.value):
+    for error in (unauthorised.value, forbidden.value, invalid.value, server.value, empty.value):
         assert KEY_ID not in str(error.to_dict()) and SECRET not in str(error.to_dict())
     assert KEY_ID not in caplog.text and SECRET not in caplog.text
     assert KEY_ID not in repr(source) and SECRET not in repr(source)

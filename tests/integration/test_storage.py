@@ -17,6 +17,7 @@ from nt_mcp.infra.audit import AuditLog, AuditRow
 from nt_mcp.infra.db import Database
 from nt_mcp.infra.schema import metadata, orders
 from nt_mcp.infra.spool import DurableWriter, Spool
+from tests.migrations import head_revision
 
 EXPECTED_TABLES = {
     "orders",
@@ -26,11 +27,13 @@ EXPECTED_TABLES = {
     "strategy_runs",
     "audit_log",
     "dead_letters",
+    "paper_accounts",
+    "paper_positions",
 }
 
 
 async def test_migrations_create_every_table_and_match_the_code(db: Database) -> None:
-    assert await migrate.current_revision(db) == "0001"
+    assert await migrate.current_revision(db) == head_revision()
     async with db.connect() as conn:
         tables = await conn.run_sync(lambda c: set(sa.inspect(c).get_table_names()))
         diff = await conn.run_sync(lambda c: compare_metadata(MigrationContext.configure(c), metadata))
@@ -42,7 +45,7 @@ async def test_migrations_create_every_table_and_match_the_code(db: Database) ->
 
 async def test_upgrade_twice_is_harmless(db: Database) -> None:
     await migrate.upgrade(db)
-    assert await migrate.current_revision(db) == "0001"
+    assert await migrate.current_revision(db) == head_revision()
 
 
 def _order(client_order_id: str) -> dict[str, object]:

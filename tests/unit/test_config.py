@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import make_settings
+from tests.migrations import head_revision
 
 
 def test_zero_configuration_is_paper_sqlite_stdio(tmp_path: Path) -> None:
@@ -84,5 +85,5 @@ def test_version_and_db_upgrade(tmp_path: Path) -> None:
     assert version.returncode == 0 and version.stdout.startswith("nt-mcp ")
     upgrade = _run_cli(tmp_path, "db", "upgrade")
     assert upgrade.returncode == 0, upgrade.stderr
-    assert "sqlite at revision 0001" in upgrade.stdout
+    assert f"sqlite at revision {head_revision()}" in upgrade.stdout
     assert (tmp_path / "data" / "nt-mcp.sqlite3").is_file()

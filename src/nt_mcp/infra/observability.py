@@ -90,3 +90,17 @@ SPOOL_DEPTH = Gauge("nt_mcp_spool_depth", "Writes waiting in the local spool for
 SPOOL_REPLAYS = Counter("nt_mcp_spool_replays", "Spooled writes replayed, by kind and result.", ["kind", "result"])
 REDIS_DEGRADED = Gauge("nt_mcp_redis_degraded", "1 while Redis is unreachable and process memory stands in.")
 DB_POOL = Gauge("nt_mcp_db_pool_connections", "Database pool connections by state.", ["state"])
+
+# HTTP transports (nt_mcp.server.http): requests by route template (never the raw path), auth failures.
+HTTP_REQUESTS = Counter(
+    "nt_mcp_http_requests", "HTTP requests by method, route and status.", ["method", "route", "status"]
+)
+HTTP_LATENCY = Histogram(
+    "nt_mcp_http_request_duration_seconds",
+    "HTTP request duration until the response started, by route.",
+    ["route"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
+HTTP_IN_FLIGHT = Gauge("nt_mcp_http_requests_in_flight", "HTTP requests being served.")
+AUTH_FAILURES = Counter("nt_mcp_auth_failures", "Bearer tokens refused, by reason.", ["reason"])
+HTTP_REJECTIONS = Counter("nt_mcp_http_rejections", "Requests refused before MCP handling, by reason.", ["reason"])

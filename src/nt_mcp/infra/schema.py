@@ -128,3 +128,34 @@ dead_letters = sa.Table(
     sa.Column("created_at", Timestamp, nullable=False),
     sa.Column("resolved_at", Timestamp),
 )
+
+# revision 0002: the paper broker's accounts and positions (its orders and fills use the tables above)
+paper_accounts = sa.Table(
+    "paper_accounts",
+    metadata,
+    sa.Column("principal", sa.String(200), primary_key=True),
+    sa.Column("cash", Money, nullable=False),
+    sa.Column("starting_cash", Money, nullable=False),
+    sa.Column("realized_pl", Money, nullable=False, server_default="0"),
+    sa.Column("commissions", Money, nullable=False, server_default="0"),
+    sa.Column("day_start_equity", Money, nullable=False),
+    sa.Column("day_start_on", sa.Date, nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("updated_at", Timestamp, nullable=False),
+)
+
+paper_positions = sa.Table(
+    "paper_positions",
+    metadata,
+    sa.Column(
+        "principal",
+        sa.String(200),
+        sa.ForeignKey("paper_accounts.principal", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("symbol", sa.String(32), primary_key=True),
+    sa.Column("qty", Money, nullable=False),
+    sa.Column("avg_entry_price", Money, nullable=False),
+    sa.Column("realized_pl", Money, nullable=False, server_default="0"),
+    sa.Column("updated_at", Timestamp, nullable=False),
+)

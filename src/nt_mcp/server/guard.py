@@ -68,6 +68,7 @@ class Guard:
     def __init__(self, services: Services, local_principal: Principal | None) -> None:
         self.services = services
         self.local_principal = local_principal
+        self.in_flight = 0  # tool calls running now; graceful shutdown waits for it to reach 0
 
     def resolve_principal(self) -> Principal:
         token = get_access_token()
@@ -79,6 +80,13 @@ class Guard:
 
     async def run(self, spec: ToolSpec, arguments: dict[str, Any], mcp_context: Any = None) -> CallToolResult:
         """Run ``spec``'s handler for one call, through every step of the guard."""
+        self.in_flight += 1
+        try:
+            return await self._run(spec, arguments, mcp_context)
+        finally:
+            self.in_flight -= 1
+
+    async def _run(self, spec: ToolSpec, arguments: dict[str, Any], mcp_context: Any) -> CallToolResult:
         correlation_id = uuid.uuid4().hex[:16]
         started = time.perf_counter()
         subject = "anonymous"

@@ -451,7 +451,7 @@ def _range(source: str, timeframe: str, start: datetime | None, end: datetime | 
 async def _load(
     ctx: ToolContext, data_source: str | None, symbol: str, timeframe: str, start: datetime | None, end: datetime | None
 ) -> tuple[MarketData, Bars]:
-    market = ctx.services.market_data.get(data_source)
+    market = ctx.services.market_hub.get(data_source)
     start_u, end_u = _range(market.source, timeframe, start, end)
     bars = await market.get_bars(symbol, timeframe, start_u, end_u)
     if len(bars) > MAX_BARS:
@@ -470,7 +470,7 @@ def _provenance(market: MarketData, symbol: str, timeframe: str, bars: Bars) -> 
     elif market.source == "files":
         detail = f"file {symbol}.csv/.parquet in NT_DATA_DIR"
     else:
-        detail = f"Alpaca historical bars, {getattr(market, 'feed', 'iex')} feed, adjusted for splits and dividends"
+        detail = f"Alpaca historical bars, {getattr(market, 'feed', 'iex')} feed, split-adjusted"
     first, last = _dt(bars.timestamps[0]), _dt(bars.timestamps[-1])
     assert first is not None and last is not None
     return DataProvenance(

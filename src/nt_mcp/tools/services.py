@@ -6,9 +6,13 @@ import asyncio
 import contextlib
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from nt_mcp import __version__
-from nt_mcp.adapters.data.market import MarketDataHub
+from nt_mcp.adapters.brokers.base import Broker
+from nt_mcp.adapters.brokers.executor import StrategyExecutor
+from nt_mcp.adapters.brokers.router import OrderRouter
+from nt_mcp.adapters.data.market import MarketData, MarketDataHub
 from nt_mcp.config import Settings
 from nt_mcp.infra import migrate
 from nt_mcp.infra.audit import AuditLog
@@ -33,7 +37,11 @@ class Services:
     writer: DurableWriter
     replayer: Replayer
     audit: AuditLog
-    market_data: MarketDataHub
+    market_data: MarketData
+    broker: Broker
+    orders: OrderRouter
+    executor: StrategyExecutor
+    market_hub: MarketDataHub
     backtests: BacktestStore
     version: str = __version__
     started_monotonic: float = field(default_factory=time.monotonic)
@@ -42,7 +50,10 @@ class Services:
     @classmethod
     async def start(cls, settings: Settings) -> Services:
         """Open storage (migrating it when ``NT_AUTO_MIGRATE`` is on), cache, rate limiter,
-        upstream breakers and the spool, and start replaying the spool in the background."""
+        upstream breakers and the spool, the market data source, the broker and the order router,
+        and start replaying the spool in the background."""
+        from nt_mcp.adapters.brokers.factory import build_broker, build_market_data, build_risk_limits
+
         db = Database(settings)
         if settings.auto_migrate:
             await migrate.upgrade(db)
@@ -51,6 +62,9 @@ class Services:
         writer = DurableWriter(db, spool)
         cache = build_cache(link, settings.cache_default_ttl_s)
         upstreams = Upstreams(settings)
+        market_data = build_market_data(settings, upstreams)
+        broker = build_broker(settings, db, market_data, upstreams)
+        router = OrderRouter(db, broker, build_risk_limits(settings), settings.mode, writer)
         services = cls(
             settings=settings,
             db=db,
@@ -62,7 +76,11 @@ class Services:
             writer=writer,
             replayer=Replayer(db, spool, settings.spool_max_attempts),
             audit=AuditLog(db, writer),
-            market_data=MarketDataHub(settings, upstreams, cache),
+            market_data=market_data,
+            broker=broker,
+            orders=router,
+            executor=StrategyExecutor(db, writer, router, market_data, settings.mode),
+            market_hub=MarketDataHub(settings, upstreams, cache),
             backtests=BacktestStore(db),
         )
         services._background.append(
@@ -100,6 +118,11 @@ class Services:
                 await task
         with contextlib.suppress(Exception):
             await self.replayer.replay_once()  # last chance to flush spooled rows
+        await self.broker.close()
+        closer: Any = getattr(self.market_data, "close", None)
+        if closer is not None:
+            await closer()
+        await self.market_hub.close()
         await self.cache.close()
         if self.redis is not None:
             await self.redis.close()

@@ -1,78 +1,61 @@
-"""One async market-data interface, three sources: Alpaca historical data, local files, synthetic bars.
+"""Where prices come from: one async `MarketData` interface and its sources.
 
 `MarketData.get_bars(symbol, timeframe, start, end)` returns validated :class:`Bars` (UTC);
-`MarketData.latest_quote(symbol)` a :class:`Quote`. Every result says where it came from
-(``source``); synthetic data is always labelled ``synthetic``.
+`MarketData.latest_quote(symbol)` a :class:`Quote`. Every result names its ``source`` so a tool result
+can say where a price came from; synthetic prices are always labelled ``synthetic``.
 
-- :class:`SyntheticMarketData`: seeded geometric Brownian motion (`adapters.data.synthetic`),
-  deterministic. Large ranges are generated in a worker thread. Its latest quote is the last close
-  of the 1-minute synthetic bars from midnight UTC seven days ago up to now, so it is the same for
-  a given moment (and jumps at midnight UTC, when that window moves).
-- :class:`FilesMarketData`: ``NT_DATA_DIR/<SYMBOL>.csv`` or ``.parquet`` (`adapters.data.files`).
-  The file's own bar spacing is what you get, whatever ``timeframe`` says. Latest quote = the last
-  bar's close, stamped with that bar's time.
-- :class:`AlpacaMarketData`: alpaca-py's ``StockHistoricalDataClient`` (IEX feed unless
-  ``NT_ALPACA_DATA_FEED`` says otherwise, prices adjusted for splits and dividends), every request
-  in a worker thread behind ``upstreams.call("alpaca-data", ..., idempotent=True)`` (retry +
-  circuit breaker). Bars are cached per symbol with a TTL by timeframe (ranges that ended more than
-  a day ago for a day: they will not change); several symbols are fetched in one request
-  (`AlpacaMarketData.get_bars_many`). alpaca-py's own 429 retry (a blocking ``sleep``) is switched
-  off so that the project's retry policy is the only one. Keys never appear in a log or an error.
+- `SyntheticMarketData` (the zero-configuration default): the seeded GBM generator of
+  `nt_mcp.adapters.data.synthetic`, labelled ``source="synthetic"``. Deterministic for a given
+  time: the latest quote at ``t`` is the last close of the 1-minute bars of ``t``'s UTC day up to
+  ``t``, started at the previous weekday's close of the daily series that begins on
+  `SYNTHETIC_ANCHOR`. On a weekend it is the last minute of Friday. Prices are not real.
+- `FilesMarketData`: ``NT_DATA_DIR/<SYMBOL>.csv`` or ``.parquet`` (`adapters.data.files`). The file's
+  own bar spacing is what you get, whatever ``timeframe`` says. Latest quote = the last bar's close,
+  stamped with that bar's time.
+- `AlpacaMarketData`: Alpaca's market data API through alpaca-py (IEX feed unless
+  ``NT_ALPACA_DATA_FEED`` says otherwise, bars split-adjusted), every call in a worker thread behind
+  the ``alpaca-data`` circuit breaker and retries (`adapters.alpaca_common.call_alpaca`). With a cache,
+  bars are cached per symbol with a TTL by timeframe (a day for ranges that ended over a day ago);
+  several symbols are fetched in one request (`AlpacaMarketData.get_bars_many`).
 
-`MarketDataHub` picks a source by name, or the best configured one: ``NT_MARKET_DATA_SOURCE``
-when set, else Alpaca when both keys are set, else files when ``NT_DATA_DIR`` holds data files,
-else synthetic.
+`MarketDataHub` picks a source for the backtest tools by name, or the best configured one:
+``NT_MARKET_DATA_SOURCE`` when set, else Alpaca when both keys are set, else files when
+``NT_DATA_DIR`` holds data files, else synthetic.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
+from alpaca.data.enums import Adjustment, DataFeed
+from alpaca.data.requests import StockBarsRequest, StockLatestQuoteRequest
+from alpaca.data.timeframe import TimeFrame, TimeFrameUnit
 
-from nt_mcp.adapters.data import files, synthetic
+from nt_mcp.adapters.alpaca_common import call_alpaca, disable_internal_retries
+from nt_mcp.adapters.data import files
+from nt_mcp.adapters.data.synthetic import TIMEFRAMES as SYNTHETIC_TIMEFRAMES
+from nt_mcp.adapters.data.synthetic import generate_bars
 from nt_mcp.domain.bars import Bars
 from nt_mcp.domain.errors import DomainValueError
-from nt_mcp.errors import (
-    AuthenticationError,
-    ExternalAPIError,
-    NetworkError,
-    TradingError,
-    ValidationError,
-)
+from nt_mcp.errors import ExternalAPIError, NotFoundError, ValidationError
+from nt_mcp.infra.resilience import Upstreams
 
 if TYPE_CHECKING:
     from nt_mcp.config import Settings
     from nt_mcp.infra.cache import Cache
-    from nt_mcp.infra.resilience import Upstreams
-
-T = TypeVar("T")
-SOURCES = ("synthetic", "files", "alpaca")
-TIMEFRAMES: tuple[str, ...] = tuple(synthetic.TIMEFRAMES)
-ALPACA_SERVICE = "alpaca-data"
-ALPACA_ADJUSTMENT = "all"
-# Cache TTL of bars whose range reaches into the last day, by timeframe; older ranges keep a day.
-BAR_TTL_S = {"1Min": 30.0, "5Min": 60.0, "15Min": 120.0, "1Hour": 600.0, "1Day": 3600.0}
-CLOSED_RANGE_TTL_S = 86_400.0
-QUOTE_TTL_S = 1.0
-_SYNTHETIC_THREAD_BARS = 50_000
-_NS = 10**9
 
 
 @dataclass(frozen=True)
 class Quote:
-    """The latest price of a symbol: ``price`` is the mid of bid and ask when both are known,
-    otherwise the one that is (or a last close for bar-based sources, where bid/ask are None)."""
-
     symbol: str
-    price: Decimal
+    price: Decimal  # the price a market order is expected to trade near (mid, or last close)
     bid: Decimal | None
     ask: Decimal | None
     timestamp: datetime
@@ -83,8 +66,25 @@ class MarketData(Protocol):
     source: str  # "synthetic" | "files" | "alpaca"
 
     async def get_bars(self, symbol: str, timeframe: str, start: datetime, end: datetime) -> Bars: ...
-
     async def latest_quote(self, symbol: str) -> Quote: ...
+
+
+SOURCES = ("synthetic", "files", "alpaca")
+TIMEFRAMES: tuple[str, ...] = tuple(SYNTHETIC_TIMEFRAMES)
+SYNTHETIC_ANCHOR = date(2020, 1, 1)
+ALPACA_SERVICE = "alpaca-data"
+_ALPACA_TIMEFRAMES = {
+    "1Min": TimeFrame(1, TimeFrameUnit.Minute),
+    "5Min": TimeFrame(5, TimeFrameUnit.Minute),
+    "15Min": TimeFrame(15, TimeFrameUnit.Minute),
+    "1Hour": TimeFrame(1, TimeFrameUnit.Hour),
+    "1Day": TimeFrame(1, TimeFrameUnit.Day),
+}
+# Cache TTL of bars whose range reaches into the last day, by timeframe; older ranges keep a day.
+BAR_TTL_S = {"1Min": 30.0, "5Min": 60.0, "15Min": 120.0, "1Hour": 600.0, "1Day": 3600.0}
+CLOSED_RANGE_TTL_S = 86_400.0
+_NS = 10**9
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _utc(moment: datetime) -> datetime:
@@ -110,49 +110,67 @@ def domain_error(error: DomainValueError, argument: str | None = None) -> Valida
     return ValidationError(error.message, argument=argument or error.argument)
 
 
-def _price(value: float) -> Decimal:
-    return Decimal(repr(float(value)))
-
-
-async def _in_thread(fn: Callable[..., T], *args: Any) -> T:
-    return await asyncio.to_thread(fn, *args)
-
-
 class SyntheticMarketData:
-    """Seeded GBM bars (see `adapters.data.synthetic`): always the same bars for the same arguments."""
+    """Quotes from the seeded synthetic generator (see the module docstring for the exact rule)."""
 
     source = "synthetic"
 
-    def __init__(self, seed: int = 0) -> None:
+    def __init__(self, seed: int = 0, now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self.seed = seed
+        self.now = now
+        self._memo: dict[tuple[str, datetime], tuple[float, datetime]] = {}
 
-    def _generate(self, symbol: str, timeframe: str, start: datetime, end: datetime) -> Bars:
-        try:
-            return synthetic.generate_bars(symbol, start, end, timeframe, seed=self.seed)
-        except DomainValueError as error:
-            raise domain_error(error) from None
+    def _generate(self, *args: Any, **kwargs: Any) -> Bars:
+        return generate_bars(*args, **kwargs)
 
     async def get_bars(self, symbol: str, timeframe: str, start: datetime, end: datetime) -> Bars:
+        """The generator's bars for ``symbol`` (seeded by this source's seed); not real prices."""
         _check_timeframe(timeframe)
         _check_range(start, end)
-        expected = (_utc(end) - _utc(start)).total_seconds() / synthetic.TIMEFRAMES[timeframe]
-        if expected > _SYNTHETIC_THREAD_BARS:
-            return await _in_thread(self._generate, symbol, timeframe, start, end)
-        return self._generate(symbol, timeframe, start, end)
+        try:
+            return await asyncio.to_thread(generate_bars, symbol, start, end, timeframe, seed=self.seed)
+        except DomainValueError as error:
+            raise ValidationError(str(error), argument=error.argument) from error
 
-    async def latest_quote(self, symbol: str, now: datetime | None = None) -> Quote:
-        moment = _utc(now or datetime.now(UTC)).replace(second=0, microsecond=0)
-        anchor = moment.replace(hour=0, minute=0) - timedelta(days=7)
-        bars = await self.get_bars(symbol, "1Min", anchor, moment)
-        last = len(bars) - 1
-        return Quote(
-            symbol=symbol,
-            price=_price(bars.close[last]),
-            bid=None,
-            ask=None,
-            timestamp=_ns_to_datetime(int(bars.ts_ns[last])),
-            source=self.source,
-        )
+    def _price_at(self, symbol: str, moment: datetime) -> tuple[float, datetime]:
+        moment = moment.astimezone(UTC).replace(second=0, microsecond=0)
+        while moment.weekday() >= 5:  # weekend: the last minute of Friday
+            moment = datetime.combine(moment.date(), time(0), UTC) - timedelta(minutes=1)
+        key = (symbol, moment)
+        if key not in self._memo:
+            day = moment.date()
+            day_start = datetime.combine(day, time(0), UTC)
+            previous = day - timedelta(days=1)
+            start_price = 100.0
+            if previous >= SYNTHETIC_ANCHOR:  # a Wednesday: the daily range always holds a bar
+                daily = self._generate(
+                    symbol,
+                    datetime.combine(SYNTHETIC_ANCHOR, time(0)),
+                    datetime.combine(previous, time(0)),
+                    "1Day",
+                    seed=self.seed,
+                )
+                start_price = float(daily.close[-1])
+            minutes = self._generate(
+                symbol,
+                day_start.replace(tzinfo=None),
+                moment.replace(tzinfo=None),
+                "1Min",
+                seed=self.seed * 100_000_000 + int(day.strftime("%Y%m%d")),
+                start_price=start_price,
+            )
+            if len(self._memo) > 10_000:
+                self._memo.clear()
+            self._memo[key] = (float(minutes.close[-1]), moment)
+        return self._memo[key]
+
+    async def latest_quote(self, symbol: str) -> Quote:
+        price, at = await asyncio.to_thread(self._price_at, symbol, self.now())
+        value = Decimal(str(round(price, 4)))
+        return Quote(symbol=symbol, price=value, bid=None, ask=None, timestamp=at, source=self.source)
+
+    async def close(self) -> None:
+        return None
 
 
 class FilesMarketData:
@@ -184,175 +202,90 @@ class FilesMarketData:
 
     async def get_bars(self, symbol: str, timeframe: str, start: datetime, end: datetime) -> Bars:
         _check_range(start, end)
-        return await _in_thread(self._load, symbol, start, end)
+        return await asyncio.to_thread(self._load, symbol, start, end)
 
     async def load_all(self, symbol: str) -> Bars:
         """Every bar in the symbol's file."""
-        return await _in_thread(self._load, symbol, None, None)
+        return await asyncio.to_thread(self._load, symbol, None, None)
 
     async def latest_quote(self, symbol: str) -> Quote:
         bars = await self.load_all(symbol)
         last = len(bars) - 1
         return Quote(
             symbol=symbol,
-            price=_price(bars.close[last]),
+            price=Decimal(repr(float(bars.close[last]))),
             bid=None,
             ask=None,
             timestamp=_ns_to_datetime(int(bars.ts_ns[last])),
             source=self.source,
         )
 
+    async def close(self) -> None:
+        return None
 
-def _bars_to_json(bars: Bars) -> dict[str, list[float] | list[int]]:
+
+def to_decimal(value: Any) -> Decimal | None:
+    """An upstream number as a Decimal: strings exactly, JSON floats via their shortest repr."""
+    if value is None or value == "":
+        return None
+    return Decimal(str(value))
+
+
+def _bars_json(rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
+    """Alpaca's raw bars ``[{"t", "o", "h", "l", "c", "v", ...}]`` as columns (cacheable JSON)."""
+    stamps = [_utc(datetime.fromisoformat(str(r["t"]).replace("Z", "+00:00"))) for r in rows]
     return {
-        "t": bars.ts_ns.tolist(),
-        "o": bars.open.tolist(),
-        "h": bars.high.tolist(),
-        "l": bars.low.tolist(),
-        "c": bars.close.tolist(),
-        "v": bars.volume.tolist(),
+        "t": [(t - _EPOCH) // timedelta(microseconds=1) * 1000 for t in stamps],
+        "o": [float(r["o"]) for r in rows],
+        "h": [float(r["h"]) for r in rows],
+        "l": [float(r["l"]) for r in rows],
+        "c": [float(r["c"]) for r in rows],
+        "v": [float(r["v"]) for r in rows],
     }
 
 
 def _bars_from_json(data: dict[str, Any]) -> Bars:
     return Bars(
         np.asarray(data["t"], dtype=np.int64),
-        np.asarray(data["o"]),
-        np.asarray(data["h"]),
-        np.asarray(data["l"]),
-        np.asarray(data["c"]),
-        np.asarray(data["v"]),
-    )
-
-
-def map_alpaca_error(error: BaseException) -> TradingError:
-    """An alpaca-py or requests failure as a typed error. Never includes a key: Alpaca's error
-    bodies carry a code and a message; the request (with its key headers) is not quoted."""
-    import requests
-    from alpaca.common.exceptions import APIError
-
-    if isinstance(error, APIError):
-        status = error.status_code
-        try:
-            detail = str(error.message)
-        except (ValueError, KeyError, TypeError):
-            detail = str(error)[:200]
-        retry_after: float | None = None
-        response = error.response
-        if response is not None:
-            header = response.headers.get("Retry-After")
-            if header is not None:
-                try:
-                    retry_after = float(header)
-                except ValueError:
-                    retry_after = None
-        if status in (401, 403):
-            return AuthenticationError(
-                f"Alpaca market data refused the credentials ({status}: {detail}); check "
-                "NT_ALPACA_API_KEY and NT_ALPACA_SECRET_KEY, and that your plan includes the "
-                "NT_ALPACA_DATA_FEED feed.",
-                context={"service": ALPACA_SERVICE, "status": status},
-            )
-        if status in (400, 404, 422):
-            return ValidationError(f"Alpaca market data rejected the request ({status}): {detail}", argument="symbol")
-        return ExternalAPIError(
-            f"Alpaca market data answered {status}: {detail}",
-            service=ALPACA_SERVICE,
-            status=status,
-            retry_after_s=retry_after,
-        )
-    if isinstance(error, requests.Timeout | requests.ConnectionError):
-        return NetworkError(
-            f"Alpaca market data is unreachable ({type(error).__name__}).", context={"service": ALPACA_SERVICE}
-        )
-    return ExternalAPIError(
-        f"Alpaca market data call failed ({type(error).__name__}).", service=ALPACA_SERVICE, status=None
+        np.asarray(data["o"], dtype=np.float64),
+        np.asarray(data["h"], dtype=np.float64),
+        np.asarray(data["l"], dtype=np.float64),
+        np.asarray(data["c"], dtype=np.float64),
+        np.asarray(data["v"], dtype=np.float64),
     )
 
 
 class AlpacaMarketData:
-    """Alpaca historical stock data through alpaca-py, cached, behind retry and a circuit breaker."""
+    """Quotes and bars from Alpaca's market data API (IEX feed by default; SIP needs a subscription).
+
+    alpaca-py is synchronous: every call runs in a worker thread (`asyncio.to_thread`). With ``cache``,
+    bars are cached per symbol (`ttl_s`); without, every call asks Alpaca."""
 
     source = "alpaca"
 
     def __init__(
-        self,
-        api_key: str,
-        secret_key: str,
-        *,
-        upstreams: Upstreams,
-        cache: Cache,
-        feed: str = "iex",
-        url_override: str | None = None,
+        self, client: Any, feed: str = "iex", upstreams: Upstreams | None = None, cache: Cache | None = None
     ) -> None:
-        self._api_key = api_key
-        self._secret_key = secret_key
+        self.client = client  # an alpaca.data.historical.StockHistoricalDataClient(raw_data=True)
+        self.feed = feed
         self.upstreams = upstreams
         self.cache = cache
-        self.feed = feed
-        self._url_override = url_override
-        self._client: Any = None
 
-    def __repr__(self) -> str:  # never show the keys
+    def __repr__(self) -> str:  # never show the client (it holds the keys)
         return f"AlpacaMarketData(feed={self.feed!r})"
 
-    def client(self) -> Any:
-        """The alpaca-py client, created on first use (importing alpaca-py costs start-up time)."""
-        if self._client is None:
-            from alpaca.data.historical import StockHistoricalDataClient
-
-            client = StockHistoricalDataClient(self._api_key, self._secret_key, url_override=self._url_override)
-            client._retry = 0  # our Upstreams policy retries; alpaca-py's would sleep in the thread
-            self._client = client
-        return self._client
-
-    async def _call(self, fn: Callable[[], T]) -> T:
-        def guarded() -> T:
-            try:
-                return fn()
-            except Exception as error:
-                raise map_alpaca_error(error) from None
-
-        return await self.upstreams.call(ALPACA_SERVICE, lambda: asyncio.to_thread(guarded), idempotent=True)
-
-    def _fetch_bars(self, symbols: list[str], timeframe: str, start: datetime, end: datetime) -> dict[str, Any]:
-        from alpaca.data.enums import Adjustment, DataFeed
-        from alpaca.data.requests import StockBarsRequest
-        from alpaca.data.timeframe import TimeFrame, TimeFrameUnit
-
-        amount = int("".join(ch for ch in timeframe if ch.isdigit()))
-        unit = {"Min": TimeFrameUnit.Minute, "Hour": TimeFrameUnit.Hour, "Day": TimeFrameUnit.Day}[
-            timeframe.lstrip("0123456789")
-        ]
-        request = StockBarsRequest(
-            symbol_or_symbols=symbols,
-            timeframe=TimeFrame(amount, unit),
-            start=start,
-            end=end,
-            feed=DataFeed(self.feed),
-            adjustment=Adjustment(ALPACA_ADJUSTMENT),
+    async def latest_quote(self, symbol: str) -> Quote:
+        request = StockLatestQuoteRequest(symbol_or_symbols=symbol, feed=DataFeed(self.feed))
+        raw = await call_alpaca(
+            ALPACA_SERVICE,
+            lambda: self.client.get_stock_latest_quote(request),
+            what=f"quote {symbol}",
+            upstreams=self.upstreams,
         )
-        barset = self.client().get_stock_bars(request)
-        out: dict[str, Any] = {}
-        for symbol in symbols:
-            rows = barset.data.get(symbol, [])
-            if not rows:
-                continue
-            ts = np.array([_utc(r.timestamp).timestamp() for r in rows]) * 1e6
-            out[symbol] = {
-                "t": (np.round(ts).astype(np.int64) * 1000).tolist(),
-                "o": [float(r.open) for r in rows],
-                "h": [float(r.high) for r in rows],
-                "l": [float(r.low) for r in rows],
-                "c": [float(r.close) for r in rows],
-                "v": [float(r.volume) for r in rows],
-            }
-        return out
-
-    def _key(self, symbol: str, timeframe: str, start: datetime, end: datetime) -> str:
-        return (
-            f"md:alpaca:{self.feed}:{ALPACA_ADJUSTMENT}:bars:{symbol}:{timeframe}:{start.isoformat()}:{end.isoformat()}"
-        )
+        body = raw.get(symbol) if isinstance(raw, dict) else None
+        if not body:
+            raise NotFoundError(f"Alpaca has no quote for {symbol}.", context={"symbol": symbol})
+        return quote_from_alpaca(symbol, body, self.source)
 
     @staticmethod
     def ttl_s(timeframe: str, end: datetime, now: datetime | None = None) -> float:
@@ -361,26 +294,55 @@ class AlpacaMarketData:
             return CLOSED_RANGE_TTL_S
         return BAR_TTL_S.get(timeframe, 60.0)
 
+    def _key(self, symbol: str, timeframe: str, start: datetime, end: datetime) -> str:
+        span = f"{start.isoformat()}:{end.isoformat()}"
+        return f"md:alpaca:{self.feed}:split:bars:{symbol}:{timeframe}:{span}"
+
+    async def _fetch(self, symbols: list[str], timeframe: str, start: datetime, end: datetime) -> dict[str, Any]:
+        request = StockBarsRequest(
+            symbol_or_symbols=symbols,
+            timeframe=_ALPACA_TIMEFRAMES[timeframe],
+            start=start,
+            end=end,
+            feed=DataFeed(self.feed),
+            adjustment=Adjustment.SPLIT,
+        )
+        try:
+            raw = await call_alpaca(
+                ALPACA_SERVICE,
+                lambda: self.client.get_stock_bars(request),
+                what=f"bars for {', '.join(symbols)}",
+                upstreams=self.upstreams,
+            )
+        except ValidationError as error:  # Alpaca's 400/422: name the argument
+            if error.argument is None:
+                raise ValidationError(error.message, argument="symbol") from error
+            raise
+        raw = raw if isinstance(raw, dict) else {}
+        return {s: _bars_json(raw[s]) for s in symbols if raw.get(s)}
+
     async def get_bars_many(
         self, symbols: Sequence[str], timeframe: str, start: datetime, end: datetime
     ) -> dict[str, Bars]:
-        """Bars for several symbols: cached ones from the cache, the rest in ONE Alpaca request.
-        Raises ValidationError (argument ``symbol``) when a symbol has no bars in the range."""
+        """Bars for several symbols: cached ones from the cache, the rest in ONE Alpaca request (paged
+        by alpaca-py). Raises ValidationError (argument ``symbol``) when a symbol has no bars in the range."""
         _check_timeframe(timeframe)
         _check_range(start, end)
         start, end = _utc(start), _utc(end)
         wanted = list(dict.fromkeys(s.upper() for s in symbols))
         found: dict[str, Any] = {}
-        for symbol in wanted:
-            cached = await self.cache.get(self._key(symbol, timeframe, start, end))
-            if cached is not None:
-                found[symbol] = cached
+        if self.cache is not None:
+            for symbol in wanted:
+                cached = await self.cache.get(self._key(symbol, timeframe, start, end))
+                if cached is not None:
+                    found[symbol] = cached
         missing = [s for s in wanted if s not in found]
         if missing:
-            fetched = await self._call(functools.partial(self._fetch_bars, missing, timeframe, start, end))
-            ttl = self.ttl_s(timeframe, end)
-            for symbol, data in fetched.items():
-                await self.cache.set(self._key(symbol, timeframe, start, end), data, ttl)
+            fetched = await self._fetch(missing, timeframe, start, end)
+            if self.cache is not None:
+                ttl = self.ttl_s(timeframe, end)
+                for symbol, data in fetched.items():
+                    await self.cache.set(self._key(symbol, timeframe, start, end), data, ttl)
             found.update(fetched)
         empty = [s for s in wanted if s not in found]
         if empty:
@@ -395,53 +357,51 @@ class AlpacaMarketData:
             raise ValidationError(f"Alpaca bars are unusable: {error}", argument="symbol") from None
 
     async def get_bars(self, symbol: str, timeframe: str, start: datetime, end: datetime) -> Bars:
+        """Alpaca's historical bars (``/v2/stocks/bars``, adjusted for splits) as `Bars`."""
         return (await self.get_bars_many([symbol], timeframe, start, end))[symbol.upper()]
 
-    def _fetch_quote(self, symbol: str) -> dict[str, Any]:
-        from alpaca.data.enums import DataFeed
-        from alpaca.data.requests import StockLatestQuoteRequest
+    async def close(self) -> None:
+        await asyncio.to_thread(self.client._session.close)
 
-        quotes = self.client().get_stock_latest_quote(
-            StockLatestQuoteRequest(symbol_or_symbols=[symbol], feed=DataFeed(self.feed))
-        )
-        quote = quotes.get(symbol)
-        if quote is None:
-            raise ValidationError(f"Alpaca ({self.feed} feed) has no quote for {symbol}", argument="symbol")
-        return {
-            "bid": repr(float(quote.bid_price)) if quote.bid_price else None,
-            "ask": repr(float(quote.ask_price)) if quote.ask_price else None,
-            "t": _utc(quote.timestamp).isoformat(),
-        }
 
-    async def latest_quote(self, symbol: str) -> Quote:
-        symbol = symbol.upper()
-        data = await self.cache.get_or_load(
-            f"md:alpaca:{self.feed}:quote:{symbol}",
-            lambda: self._call(functools.partial(self._fetch_quote, symbol)),
-            QUOTE_TTL_S,
-        )
-        bid = Decimal(data["bid"]) if data["bid"] else None
-        ask = Decimal(data["ask"]) if data["ask"] else None
-        if bid is not None and ask is not None:
-            price = (bid + ask) / 2
-        elif bid is not None or ask is not None:
-            price = bid if bid is not None else ask  # type: ignore[assignment]
-        else:
-            raise ExternalAPIError(
-                f"Alpaca's latest {symbol} quote has neither bid nor ask", service=ALPACA_SERVICE, retryable=False
-            )
-        return Quote(
-            symbol=symbol,
-            price=price,
-            bid=bid,
-            ask=ask,
-            timestamp=datetime.fromisoformat(data["t"]),
-            source=self.source,
-        )
+def quote_from_alpaca(symbol: str, body: dict[str, Any], source: str) -> Quote:
+    """Alpaca's latest-quote object ``{"t", "bp", "bs", "ap", "as", ...}`` as a `Quote`.
+    The price is the mid of bid and ask when both are positive, else whichever side is."""
+    bid, ask = to_decimal(body.get("bp")), to_decimal(body.get("ap"))
+    bid = bid if bid and bid > 0 else None
+    ask = ask if ask and ask > 0 else None
+    if bid is not None and ask is not None:
+        price = (bid + ask) / 2
+    elif bid is not None or ask is not None:
+        price = bid if bid is not None else ask  # type: ignore[assignment]
+    else:
+        raise ExternalAPIError(f"Alpaca's quote for {symbol} has no price.", service=ALPACA_SERVICE)
+    return Quote(
+        symbol=symbol,
+        price=price,
+        bid=bid,
+        ask=ask,
+        timestamp=datetime.fromisoformat(str(body["t"]).replace("Z", "+00:00")),
+        source=source,
+    )
+
+
+def build_alpaca_data_client(settings: Settings) -> Any:
+    """alpaca-py's historical data client for the configured keys (raw JSON, no internal retries)."""
+    from alpaca.data.historical.stock import StockHistoricalDataClient
+
+    assert settings.alpaca_api_key is not None and settings.alpaca_secret_key is not None
+    client = StockHistoricalDataClient(
+        settings.alpaca_api_key.get_secret_value(),
+        settings.alpaca_secret_key.get_secret_value(),
+        raw_data=True,
+        url_override=settings.alpaca_data_url,
+    )
+    return disable_internal_retries(client)
 
 
 class MarketDataHub:
-    """The configured market-data sources; `get` picks one by name or the best configured."""
+    """The market-data sources the backtest tools may use; `get` picks one by name or the best configured."""
 
     def __init__(self, settings: Settings, upstreams: Upstreams, cache: Cache) -> None:
         self.settings = settings
@@ -482,11 +442,7 @@ class MarketDataHub:
                     argument="data_source",
                 )
             created = AlpacaMarketData(
-                s.alpaca_api_key.get_secret_value(),
-                s.alpaca_secret_key.get_secret_value(),
-                upstreams=self.upstreams,
-                cache=self.cache,
-                feed=s.alpaca_data_feed,
+                build_alpaca_data_client(s), feed=s.alpaca_data_feed, upstreams=self.upstreams, cache=self.cache
             )
         else:
             if s.data_dir is None or not s.data_dir.is_dir():
@@ -498,3 +454,9 @@ class MarketDataHub:
             created = FilesMarketData(s.data_dir)
         self._sources[name] = created
         return created
+
+    async def close(self) -> None:
+        for source in self._sources.values():
+            closer: Any = getattr(source, "close", None)
+            if closer is not None:
+                await closer()

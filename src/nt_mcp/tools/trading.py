@@ -1,0 +1,402 @@
+"""Broker tools: account, positions, orders, quotes; placing, cancelling and closing.
+
+Every result states ``mode`` (paper or live), ``broker`` (paper or alpaca) and, where prices are
+involved, ``price_source`` (synthetic prices are not real). Money, prices and quantities are
+decimal strings in results (exact; parse them as decimals). Orders carry ``id`` (the broker's id:
+use it with get_order and cancel_order) and ``client_order_id`` (derived from the idempotency key).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, Field
+
+from nt_mcp.adapters.brokers.base import Account, Order, Position
+from nt_mcp.adapters.brokers.router import OrderParams, Placed, normalise_symbol
+from nt_mcp.errors import ValidationError
+from nt_mcp.tools.registry import ToolContext, tool
+
+Mode = Literal["paper", "live"]
+PositiveDecimal = Annotated[Decimal, Field(gt=0, allow_inf_nan=False)]
+IDEMPOTENCY_KEY_FIELD = Field(
+    None,
+    min_length=1,
+    max_length=100,
+    description="Your key for this order. Calling again with the same key returns the first order "
+    "instead of placing a second one. Omit it and a fresh key is generated and returned.",
+)
+
+
+class Trading(BaseModel):
+    mode: Mode = Field(description="paper (simulated or Alpaca paper) or live (real money)")
+    broker: str = Field(description="paper (this server's simulated account) or alpaca")
+
+
+class Priced(Trading):
+    price_source: str = Field(description="where prices come from: synthetic (not real), alpaca, files")
+
+
+def _trading(ctx: ToolContext) -> dict[str, str]:
+    s = ctx.services
+    source = "alpaca" if s.broker.name == "alpaca" else s.market_data.source
+    return {"mode": s.settings.mode, "broker": s.broker.name, "price_source": source}
+
+
+class AccountResult(Priced, Account):
+    pass
+
+
+@tool(output=AccountResult, scope="read", title="Account", read_only=True)
+async def get_account(ctx: ToolContext) -> AccountResult:
+    """The trading account: equity, cash, buying power, equity at the start of the day and the day's
+    P&L, plus mode (paper/live), broker and price source. On the paper broker, resting orders are
+    first checked against the latest prices (they fill when a price crosses them)."""
+    account = await ctx.services.broker.get_account(ctx.principal.subject)
+    return AccountResult(**account.model_dump(), **_trading(ctx))
+
+
+class PositionsResult(Priced):
+    positions: list[Position]
+    count: int
+
+
+@tool(output=PositionsResult, scope="read", title="Positions", read_only=True)
+async def get_positions(ctx: ToolContext) -> PositionsResult:
+    """Open positions: symbol, signed qty, average entry price, current price, market value,
+    unrealised P&L (and realised P&L on the paper broker)."""
+    positions = await ctx.services.broker.get_positions(ctx.principal.subject)
+    return PositionsResult(positions=positions, count=len(positions), **_trading(ctx))
+
+
+class OrdersResult(Trading):
+    orders: list[Order]
+    count: int
+
+
+@tool(output=OrdersResult, scope="read", title="Orders", read_only=True)
+async def get_orders(
+    ctx: ToolContext,
+    status: Annotated[
+        Literal["open", "closed", "all"], Field(description="open (may still fill), closed, or all")
+    ] = "open",
+    limit: Annotated[int, Field(ge=1, le=500, description="At most this many, newest first.")] = 50,
+) -> OrdersResult:
+    """List orders, newest first, with their status, filled quantity and average fill price."""
+    found = await ctx.services.broker.get_orders(ctx.principal.subject, status, limit)
+    return OrdersResult(
+        orders=found, count=len(found), mode=ctx.services.settings.mode, broker=ctx.services.broker.name
+    )
+
+
+class OrderResult(Trading):
+    order: Order
+
+
+@tool(output=OrderResult, scope="read", title="One order", read_only=True)
+async def get_order(
+    ctx: ToolContext,
+    order_id: Annotated[str | None, Field(max_length=128, description="The order's id.")] = None,
+    client_order_id: Annotated[str | None, Field(max_length=128, description="Or the order's client_order_id.")] = None,
+) -> OrderResult:
+    """One order by its id or by its client_order_id (give exactly one)."""
+    if (order_id is None) == (client_order_id is None):
+        raise ValidationError("Give exactly one of order_id and client_order_id.", argument="order_id")
+    broker, who = ctx.services.broker, ctx.principal.subject
+    if order_id is not None:
+        order = await broker.get_order(who, order_id)
+    else:
+        assert client_order_id is not None
+        order = await broker.get_order_by_client_id(who, client_order_id)
+    return OrderResult(order=order, mode=ctx.services.settings.mode, broker=broker.name)
+
+
+class QuoteResult(Priced):
+    symbol: str
+    price: Decimal = Field(description="mid of bid and ask when both are known, else the last price")
+    bid: Decimal | None
+    ask: Decimal | None
+    timestamp: datetime
+
+
+@tool(output=QuoteResult, scope="read", title="Latest quote", read_only=True)
+async def get_quote(
+    ctx: ToolContext,
+    symbol: Annotated[str, Field(min_length=1, max_length=16, description="Ticker, e.g. AAPL.")],
+) -> QuoteResult:
+    """The latest price of a symbol from the configured market data source (price_source says which;
+    synthetic prices are generated, not real)."""
+    quote = await ctx.services.broker.latest_quote(normalise_symbol(symbol))
+    trading = _trading(ctx) | {"price_source": quote.source}
+    return QuoteResult(
+        symbol=quote.symbol,
+        price=quote.price,
+        bid=quote.bid,
+        ask=quote.ask,
+        timestamp=quote.timestamp,
+        **trading,
+    )
+
+
+class Bar(BaseModel):
+    t: datetime
+    o: float
+    h: float
+    l: float  # noqa: E741 - the OHLCV convention
+    c: float
+    v: float
+
+
+class BarsResult(Priced):
+    symbol: str
+    timeframe: str
+    bars: list[Bar] = Field(description="oldest first; the latest `limit` bars of the range")
+    count: int
+
+
+@tool(output=BarsResult, scope="read", title="Price bars", read_only=True)
+async def get_bars(
+    ctx: ToolContext,
+    symbol: Annotated[str, Field(min_length=1, max_length=16, description="Ticker, e.g. AAPL.")],
+    timeframe: Annotated[Literal["1Min", "5Min", "15Min", "1Hour", "1Day"], Field(description="Bar size.")] = "1Day",
+    start: Annotated[datetime | None, Field(description="UTC start (default: end minus 100 bars).")] = None,
+    end: Annotated[datetime | None, Field(description="UTC end (default: now).")] = None,
+    limit: Annotated[int, Field(ge=1, le=10_000, description="At most this many bars (the latest).")] = 100,
+) -> BarsResult:
+    """OHLCV bars of a symbol from the configured market data source (price_source says which;
+    synthetic bars are generated, not real)."""
+    seconds = {"1Min": 60, "5Min": 300, "15Min": 900, "1Hour": 3600, "1Day": 86400}[timeframe]
+    end = end or datetime.now(UTC)
+    start = start or end - timedelta(seconds=seconds * limit * 7 // 5 + seconds)
+    if start >= end:
+        raise ValidationError("start must be before end.", argument="start")
+    data = ctx.services.market_data
+    bars = await data.get_bars(normalise_symbol(symbol), timeframe, start, end)
+    n = len(bars.close)
+    first = max(0, n - limit)
+    stamps = bars.timestamps[first:].astype("datetime64[us]").tolist()
+    rows = [
+        Bar(t=stamps[i].replace(tzinfo=UTC), o=bars.open[first + i], h=bars.high[first + i],
+            l=bars.low[first + i], c=bars.close[first + i], v=bars.volume[first + i])
+        for i in range(n - first)
+    ]  # fmt: skip
+    trading = _trading(ctx) | {"price_source": data.source}
+    return BarsResult(symbol=normalise_symbol(symbol), timeframe=timeframe, bars=rows, count=len(rows), **trading)
+
+
+class RiskCheck(BaseModel):
+    code: str
+    passed: bool
+    detail: str
+
+
+class PlacedResult(Priced):
+    order: Order
+    idempotency_key: str = Field(description="send it again to get this same order back, never a second")
+    replayed: bool = Field(description="true: this key was used before; this is the first order, unchanged")
+    risk_checks: list[RiskCheck] = Field(description="the pre-trade checks this order passed")
+
+
+def _placed(ctx: ToolContext, placed: Placed) -> PlacedResult:
+    return PlacedResult(
+        order=placed.order,
+        idempotency_key=placed.idempotency_key,
+        replayed=placed.replayed,
+        risk_checks=[RiskCheck(code=c.code, passed=c.passed, detail=c.detail) for c in placed.checks],
+        **_trading(ctx),
+    )
+
+
+@tool(output=PlacedResult, scope="trade", title="Place an order", destructive=True, open_world=True)
+async def place_order(
+    ctx: ToolContext,
+    symbol: Annotated[str, Field(min_length=1, max_length=16, description="Ticker, e.g. AAPL.")],
+    side: Annotated[Literal["buy", "sell"], Field(description="buy or sell")],
+    qty: Annotated[PositiveDecimal | None, Field(description="Shares (fractions allowed). Or give notional.")] = None,
+    notional: Annotated[
+        PositiveDecimal | None, Field(description="Dollar amount instead of qty (market orders, day only).")
+    ] = None,
+    type: Annotated[
+        Literal["market", "limit", "stop", "stop_limit", "trailing_stop"], Field(description="Order type.")
+    ] = "market",
+    limit_price: Annotated[PositiveDecimal | None, Field(description="For limit and stop_limit.")] = None,
+    stop_price: Annotated[PositiveDecimal | None, Field(description="For stop and stop_limit.")] = None,
+    trail_percent: Annotated[
+        PositiveDecimal | None, Field(lt=100, description="For trailing_stop (Alpaca only).")
+    ] = None,
+    time_in_force: Annotated[
+        Literal["day", "gtc", "opg", "cls", "ioc", "fok"], Field(description="How long the order lives.")
+    ] = "day",
+    take_profit: Annotated[
+        PositiveDecimal | None,
+        Field(description="Bracket order (Alpaca only): the take-profit limit price; needs stop_loss."),
+    ] = None,
+    stop_loss: Annotated[
+        PositiveDecimal | None,
+        Field(description="Bracket order (Alpaca only): the stop-loss stop price; needs take_profit."),
+    ] = None,
+    idempotency_key: Annotated[str | None, IDEMPOTENCY_KEY_FIELD] = None,
+) -> PlacedResult:
+    """Place an order (moves money; paper unless the server is in live mode: see mode). Before it is
+    sent: the arguments are validated (nothing is sent if one is wrong; the error names it) and the
+    pre-trade risk checks run (each refusal has its own code, e.g. RISK_MAX_NOTIONAL, MARKET_CLOSED).
+    The order is journaled before it is sent and never sent twice: reuse idempotency_key to retry
+    safely after any error. Returns the order, the idempotency key and the checks it passed."""
+    params = OrderParams(
+        symbol=symbol,
+        side=side,
+        type=type,
+        qty=qty,
+        notional=notional,
+        time_in_force=time_in_force,
+        limit_price=limit_price,
+        stop_price=stop_price,
+        trail_percent=trail_percent,
+        take_profit_limit_price=take_profit,
+        stop_loss_stop_price=stop_loss,
+    )
+    return _placed(ctx, await ctx.services.orders.place(ctx.principal.subject, params, idempotency_key))
+
+
+@tool(output=OrderResult, scope="trade", title="Cancel an order", destructive=True, idempotent=True)
+async def cancel_order(
+    ctx: ToolContext,
+    order_id: Annotated[str, Field(min_length=1, max_length=128, description="The order's id.")],
+) -> OrderResult:
+    """Cancel an open order by its id. Returns the order's state afterwards (canceled, or
+    pending_cancel at Alpaca). An order that already filled cannot be canceled."""
+    order = await ctx.services.broker.cancel_order(ctx.principal.subject, order_id)
+    return OrderResult(order=order, mode=ctx.services.settings.mode, broker=ctx.services.broker.name)
+
+
+@tool(output=PlacedResult, scope="trade", title="Close a position", destructive=True, open_world=True)
+async def close_position(
+    ctx: ToolContext,
+    symbol: Annotated[str, Field(min_length=1, max_length=16, description="Ticker of the position.")],
+    qty: Annotated[PositiveDecimal | None, Field(description="Close this many shares.")] = None,
+    percentage: Annotated[
+        PositiveDecimal | None, Field(le=100, description="Or close this percentage of it (default 100).")
+    ] = None,
+    idempotency_key: Annotated[str | None, IDEMPOTENCY_KEY_FIELD] = None,
+) -> PlacedResult:
+    """Close all or part of a position with a market order on the opposite side. It goes through
+    the same journal as place_order (idempotent with idempotency_key); reducing a position passes
+    the exposure risk limits, but the orders-per-day cap and market hours still apply."""
+    placed = await ctx.services.orders.close_position(ctx.principal.subject, symbol, qty, percentage, idempotency_key)
+    return _placed(ctx, placed)
+
+
+TOOLS = [
+    get_bars,
+    get_account,
+    get_positions,
+    get_orders,
+    get_order,
+    get_quote,
+    place_order,
+    cancel_order,
+    close_position,
+]
+
+
+class SymbolSignal(BaseModel):
+    direction: int = Field(description="the strategy's position now: 1 long, -1 short, 0 flat")
+    last_price: Decimal = Field(description="close of the last bar: the price the target is sized at")
+    last_bar: str = Field(description="time of the last bar (UTC)")
+    bars: int = Field(description="bars the signal was computed on")
+    source: str = Field(description="market data source of the bars (synthetic prices are not real)")
+    target_qty: Decimal
+    current_qty: Decimal
+
+
+class PlannedOrder(BaseModel):
+    symbol: str
+    side: str
+    qty: Decimal
+    type: str
+    idempotency_key: str
+    state: Literal["planned", "refused", "submitted", "failed"] = Field(
+        description="planned (dry run), refused by a risk check, submitted to the broker, or failed to submit"
+    )
+    risk_checks: list[RiskCheck] = Field(default_factory=list)
+    error: dict[str, str] | None = Field(None, description="code and message when refused or failed")
+    order_id: str | None = None
+    client_order_id: str | None = None
+    status: str | None = Field(None, description="the broker's order status once submitted")
+    filled_qty: Decimal | None = None
+    filled_avg_price: Decimal | None = None
+
+
+class StrategyRunResult(Trading):
+    run_id: str
+    strategy: str
+    params: dict[str, float | int | bool]
+    dry_run: bool
+    status: Literal["planned", "executed", "partial", "failed"]
+    replayed: bool = Field(description="true: this idempotency_key ran before; this is that run's record")
+    signals: dict[str, SymbolSignal]
+    orders: list[PlannedOrder]
+    created_at: datetime
+
+
+@tool(
+    output=StrategyRunResult,
+    scope="trade",
+    title="Run a strategy on the account",
+    destructive=True,
+    open_world=True,
+    cost=5,
+)
+async def execute_strategy(
+    ctx: ToolContext,
+    strategy: Annotated[str, Field(min_length=1, max_length=64, description="A name from list_strategies.")],
+    symbols: Annotated[list[str], Field(min_length=1, max_length=20, description='Tickers to trade, e.g. ["SPY"].')],
+    params: Annotated[
+        dict[str, float | int | bool] | None, Field(description="Strategy parameters (see get_strategy_info).")
+    ] = None,
+    capital_fraction: Annotated[
+        float, Field(gt=0, le=1, description="Share of equity the strategy may hold, split equally across symbols.")
+    ] = 0.5,
+    timeframe: Annotated[Literal["1Min", "5Min", "15Min", "1Hour", "1Day"], Field(description="Bar size.")] = "1Day",
+    lookback_bars: Annotated[int, Field(ge=20, le=5000, description="Recent bars to compute the signal on.")] = 300,
+    dry_run: Annotated[bool, Field(description="true (default): only plan. false: send the orders.")] = True,
+    idempotency_key: Annotated[str | None, IDEMPOTENCY_KEY_FIELD] = None,
+) -> StrategyRunResult:
+    """Compute a strategy's current signal on recent bars for each symbol, size target positions
+    (whole shares; budget = equity x capital_fraction / symbols), diff them against the current
+    positions and run the pre-trade risk checks on each resulting market order. dry_run=true (the
+    default) returns the plan and sends nothing; dry_run=false sends the orders that passed. Every
+    run is recorded. Reusing idempotency_key returns the recorded run instead of trading again."""
+    from nt_mcp.adapters.brokers.executor import ExecutionRequest
+
+    record, replayed = await ctx.services.executor.execute(
+        ExecutionRequest(
+            principal=ctx.principal.subject,
+            strategy=strategy,
+            symbols=symbols,
+            params=params or {},
+            capital_fraction=capital_fraction,
+            timeframe=timeframe,
+            lookback_bars=lookback_bars,
+            dry_run=dry_run,
+            idempotency_key=idempotency_key,
+        )
+    )
+    return StrategyRunResult(
+        run_id=record["id"],
+        strategy=record["strategy"],
+        params=record["params"],
+        dry_run=record["dry_run"],
+        status=record["status"],
+        replayed=replayed,
+        signals=record["signals"],
+        orders=record["orders"],
+        created_at=record["created_at"],
+        mode=record["mode"],
+        broker=ctx.services.broker.name,
+    )
+
+
+TOOLS.append(execute_strategy)
