@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from alpaca.data.historical.stock import StockHistoricalDataClient
+from typing import Any
 
 from nt_mcp.adapters.alpaca_common import disable_internal_retries
-from nt_mcp.adapters.brokers.alpaca import AlpacaBroker, build_trading_client
 from nt_mcp.adapters.brokers.base import Broker
 from nt_mcp.adapters.brokers.paper import PaperBroker, PaperConfig
 from nt_mcp.adapters.data.market import AlpacaMarketData, MarketData, SyntheticMarketData
@@ -22,16 +21,27 @@ def _keys(settings: Settings) -> tuple[str, str]:
 
 def build_market_data(settings: Settings, upstreams: Upstreams) -> MarketData:
     if settings.market_data_source == "alpaca" or settings.broker == "alpaca":
+        from alpaca.data.historical.stock import StockHistoricalDataClient  # ~0.7 s: only when used
+
         key, secret = _keys(settings)
         client = StockHistoricalDataClient(key, secret, raw_data=True, url_override=settings.alpaca_data_url)
         return AlpacaMarketData(disable_internal_retries(client), feed=settings.alpaca_data_feed, upstreams=upstreams)
     return SyntheticMarketData()
 
 
+def build_trading_client(key: str, secret: str, *, live: bool, url_override: str | None = None) -> Any:
+    """`nt_mcp.adapters.brokers.alpaca.build_trading_client`, imported on first use."""
+    from nt_mcp.adapters.brokers.alpaca import build_trading_client as build
+
+    return build(key, secret, live=live, url_override=url_override)
+
+
 def build_broker(settings: Settings, db: Database, market_data: MarketData, upstreams: Upstreams) -> Broker:
     """Alpaca when ``NT_BROKER=alpaca`` (its paper endpoint unless the server is in live mode),
     otherwise the paper broker in this server's storage."""
     if settings.broker == "alpaca":
+        from nt_mcp.adapters.brokers.alpaca import AlpacaBroker  # imports alpaca-py (~0.7 s): only when used
+
         key, secret = _keys(settings)
         client = build_trading_client(
             key, secret, live=settings.mode == "live", url_override=settings.alpaca_trading_url

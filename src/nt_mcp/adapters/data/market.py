@@ -34,9 +34,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
-from alpaca.data.enums import Adjustment, DataFeed
-from alpaca.data.requests import StockBarsRequest, StockLatestQuoteRequest
-from alpaca.data.timeframe import TimeFrame, TimeFrameUnit
 
 from nt_mcp.adapters.alpaca_common import call_alpaca, disable_internal_retries
 from nt_mcp.adapters.data import files
@@ -74,12 +71,12 @@ TIMEFRAMES: tuple[str, ...] = tuple(SYNTHETIC_TIMEFRAMES)
 SYNTHETIC_ANCHOR = date(2020, 1, 1)
 ALPACA_SERVICE = "alpaca-data"
 _ALPACA_TIMEFRAMES = {
-    "1Min": TimeFrame(1, TimeFrameUnit.Minute),
-    "5Min": TimeFrame(5, TimeFrameUnit.Minute),
-    "15Min": TimeFrame(15, TimeFrameUnit.Minute),
-    "1Hour": TimeFrame(1, TimeFrameUnit.Hour),
-    "1Day": TimeFrame(1, TimeFrameUnit.Day),
-}
+    "1Min": (1, "Minute"),
+    "5Min": (5, "Minute"),
+    "15Min": (15, "Minute"),
+    "1Hour": (1, "Hour"),
+    "1Day": (1, "Day"),
+}  # alpaca-py TimeFrame(amount, TimeFrameUnit[unit]); alpaca-py is imported on first use (~0.7 s)
 # Cache TTL of bars whose range reaches into the last day, by timeframe; older ranges keep a day.
 BAR_TTL_S = {"1Min": 30.0, "5Min": 60.0, "15Min": 120.0, "1Hour": 600.0, "1Day": 3600.0}
 CLOSED_RANGE_TTL_S = 86_400.0
@@ -275,6 +272,9 @@ class AlpacaMarketData:
         return f"AlpacaMarketData(feed={self.feed!r})"
 
     async def latest_quote(self, symbol: str) -> Quote:
+        from alpaca.data.enums import DataFeed
+        from alpaca.data.requests import StockLatestQuoteRequest
+
         request = StockLatestQuoteRequest(symbol_or_symbols=symbol, feed=DataFeed(self.feed))
         raw = await call_alpaca(
             ALPACA_SERVICE,
@@ -299,9 +299,14 @@ class AlpacaMarketData:
         return f"md:alpaca:{self.feed}:split:bars:{symbol}:{timeframe}:{span}"
 
     async def _fetch(self, symbols: list[str], timeframe: str, start: datetime, end: datetime) -> dict[str, Any]:
+        from alpaca.data.enums import Adjustment, DataFeed
+        from alpaca.data.requests import StockBarsRequest
+        from alpaca.data.timeframe import TimeFrame, TimeFrameUnit
+
+        amount, unit = _ALPACA_TIMEFRAMES[timeframe]
         request = StockBarsRequest(
             symbol_or_symbols=symbols,
-            timeframe=_ALPACA_TIMEFRAMES[timeframe],
+            timeframe=TimeFrame(amount, TimeFrameUnit[unit]),
             start=start,
             end=end,
             feed=DataFeed(self.feed),
