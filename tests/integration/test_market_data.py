@@ -154,9 +154,12 @@ async def test_synthetic_source_is_deterministic_for_a_given_time() -> None:
     quote = await SyntheticMarketData(now=lambda: moment).latest_quote("DEMO")
     again = await SyntheticMarketData(now=lambda: moment).latest_quote("DEMO")
     assert quote == again and quote.source == "synthetic" and quote.bid is None
-    assert quote.timestamp == datetime(2024, 3, 6, 14, 37, tzinfo=UTC)
+    assert quote.timestamp == datetime(2024, 3, 6, 14, 37, tzinfo=UTC)  # the end of the last finished minute
     weekend = await SyntheticMarketData(now=lambda: datetime(2024, 3, 9, 12, 0, tzinfo=UTC)).latest_quote("DEMO")
-    assert weekend.timestamp == datetime(2024, 3, 8, 23, 59, tzinfo=UTC)  # the last minute of Friday
+    assert weekend.timestamp == datetime(2024, 3, 9, 0, 0, tzinfo=UTC)  # Friday's last minute, ended at midnight
+    at_moment = SyntheticMarketData(now=lambda: moment)  # bars end at the last minute finished by `moment`
+    minutes = await at_moment.get_bars("DEMO", "1Min", datetime(2024, 3, 6, 14, 0, tzinfo=UTC), moment)
+    assert quote.price == Decimal(str(round(float(minutes.close[-1]), 4)))  # quotes agree with the bars
     with pytest.raises(ValidationError) as bad:
         await source.get_bars("DEMO", "2Min", JAN, FEB)
     assert bad.value.argument == "timeframe"

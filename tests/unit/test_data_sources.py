@@ -117,3 +117,44 @@ def test_parquet_without_pyarrow_says_how_to_fix(tmp_path: Path) -> None:
     with pytest.raises(DomainValueError) as err:
         load_bars(tmp_path, "P")
     assert "pip install pyarrow" in err.value.message
+
+
+def test_synthetic_prices_do_not_depend_on_the_range_asked_for() -> None:
+    short = generate_bars("SPY", "2024-01-01", "2024-03-01")
+    long = generate_bars("SPY", "2023-06-01", "2024-06-01")
+    overlap = np.isin(long.timestamps, short.timestamps)
+    assert overlap.sum() == len(short.close) > 40
+    for field in ("open", "high", "low", "close", "volume"):
+        assert np.array_equal(getattr(long, field)[overlap], getattr(short, field))
+    day = generate_bars("SPY", "2024-02-05T00:00", "2024-02-05T23:59", "1Min")
+    part = generate_bars("SPY", "2024-02-05T10:00", "2024-02-05T10:30", "1Min")
+    assert np.array_equal(day.close[np.isin(day.timestamps, part.timestamps)], part.close)
+
+
+def test_synthetic_timeframes_agree_with_each_other() -> None:
+    daily = generate_bars("QQQ", "2024-02-05", "2024-02-05")
+    minutes = generate_bars("QQQ", "2024-02-05T00:00", "2024-02-05T23:59", "1Min")
+    hours = generate_bars("QQQ", "2024-02-05T00:00", "2024-02-05T23:00", "1Hour")
+    assert len(minutes.close) == 1440 and len(hours.close) == 24
+    assert minutes.close[-1] == daily.close[0] == hours.close[-1]  # the day ends where the daily bar closes
+    assert minutes.open[0] == daily.open[0] == hours.open[0]
+    assert hours.high[3] == minutes.high[180:240].max() and hours.low[3] == minutes.low[180:240].min()
+    assert hours.volume[3] == minutes.volume[180:240].sum()
+
+
+def test_synthetic_price_at_is_the_last_finished_minute() -> None:
+    from datetime import UTC, datetime
+
+    from nt_mcp.adapters.data.synthetic import price_at
+
+    minutes = generate_bars("IWM", "2024-02-09T00:00", "2024-02-09T23:59", "1Min")  # a Friday
+    price, at = price_at("IWM", datetime(2024, 2, 9, 12, 30, 45, tzinfo=UTC))
+    assert price == minutes.close[12 * 60 + 29] and at == datetime(2024, 2, 9, 12, 30, tzinfo=UTC)
+    weekend_price, weekend_at = price_at("IWM", datetime(2024, 2, 10, 15, 0, tzinfo=UTC))
+    assert weekend_price == minutes.close[-1] and weekend_at == datetime(2024, 2, 10, 0, 0, tzinfo=UTC)
+
+
+def test_synthetic_data_starts_at_the_anchor() -> None:
+    with pytest.raises(DomainValueError) as error:
+        generate_bars("SPY", "1969-12-01", "1970-02-01")
+    assert error.value.argument == "start"

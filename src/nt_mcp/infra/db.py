@@ -132,9 +132,15 @@ class Database:
 
     @asynccontextmanager
     async def connect(self) -> AsyncIterator[AsyncConnection]:
-        """A plain connection for read-only work (no retry, no transaction management)."""
-        async with self.engine.connect() as conn:
-            yield conn
+        """A plain connection for read-only work (no retry, no transaction management).
+        A lost or refused connection becomes `DatabaseError` (retryable)."""
+        try:
+            async with self.engine.connect() as conn:
+                yield conn
+        except (exc.SQLAlchemyError, OSError) as error:
+            if _is_connection_loss(error):
+                raise DatabaseError(f"The {self.backend} database is unreachable; try again shortly.") from error
+            raise
 
     async def health(self) -> Health:
         """``SELECT 1`` round trip; never raises."""

@@ -5,10 +5,10 @@
 can say where a price came from; synthetic prices are always labelled ``synthetic``.
 
 - `SyntheticMarketData` (the zero-configuration default): the seeded GBM generator of
-  `nt_mcp.adapters.data.synthetic`, labelled ``source="synthetic"``. Deterministic for a given
-  time: the latest quote at ``t`` is the last close of the 1-minute bars of ``t``'s UTC day up to
-  ``t``, started at the previous weekday's close of the daily series that begins on
-  `SYNTHETIC_ANCHOR`. On a weekend it is the last minute of Friday. Prices are not real.
+  `nt_mcp.adapters.data.synthetic`, labelled ``source="synthetic"``. One path per symbol, whatever
+  range is asked for: the latest quote at ``t`` is the close of the last 1-minute bar finished by
+  ``t`` (on a weekend, Friday's last minute), and bars end at the last bar finished by ``t``, so
+  quotes, minute bars and daily bars agree. Prices are not real.
 - `FilesMarketData`: ``NT_DATA_DIR/<SYMBOL>.csv`` or ``.parquet`` (`adapters.data.files`). The file's
   own bar spacing is what you get, whatever ``timeframe`` says. Latest quote = the last bar's close,
   stamped with that bar's time.
@@ -28,7 +28,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -37,8 +37,7 @@ import numpy as np
 
 from nt_mcp.adapters.alpaca_common import call_alpaca, disable_internal_retries
 from nt_mcp.adapters.data import files
-from nt_mcp.adapters.data.synthetic import TIMEFRAMES as SYNTHETIC_TIMEFRAMES
-from nt_mcp.adapters.data.synthetic import generate_bars
+from nt_mcp.adapters.data.synthetic import TIMEFRAMES, generate_bars, price_at
 from nt_mcp.domain.bars import Bars
 from nt_mcp.domain.errors import DomainValueError
 from nt_mcp.errors import ExternalAPIError, NotFoundError, ValidationError
@@ -67,8 +66,6 @@ class MarketData(Protocol):
 
 
 SOURCES = ("synthetic", "files", "alpaca")
-TIMEFRAMES: tuple[str, ...] = tuple(SYNTHETIC_TIMEFRAMES)
-SYNTHETIC_ANCHOR = date(2020, 1, 1)
 ALPACA_SERVICE = "alpaca-data"
 _ALPACA_TIMEFRAMES = {
     "1Min": (1, "Minute"),
@@ -115,54 +112,20 @@ class SyntheticMarketData:
     def __init__(self, seed: int = 0, now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self.seed = seed
         self.now = now
-        self._memo: dict[tuple[str, datetime], tuple[float, datetime]] = {}
-
-    def _generate(self, *args: Any, **kwargs: Any) -> Bars:
-        return generate_bars(*args, **kwargs)
 
     async def get_bars(self, symbol: str, timeframe: str, start: datetime, end: datetime) -> Bars:
-        """The generator's bars for ``symbol`` (seeded by this source's seed); not real prices."""
+        """The generator's bars for ``symbol``, only bars already finished at this source's clock
+        (so today's daily bar never shows the day's future close); not real prices."""
         _check_timeframe(timeframe)
         _check_range(start, end)
+        end = min(_utc(end), _utc(self.now()) - timedelta(seconds=TIMEFRAMES[timeframe]))
         try:
             return await asyncio.to_thread(generate_bars, symbol, start, end, timeframe, seed=self.seed)
         except DomainValueError as error:
             raise ValidationError(str(error), argument=error.argument) from error
 
-    def _price_at(self, symbol: str, moment: datetime) -> tuple[float, datetime]:
-        moment = moment.astimezone(UTC).replace(second=0, microsecond=0)
-        while moment.weekday() >= 5:  # weekend: the last minute of Friday
-            moment = datetime.combine(moment.date(), time(0), UTC) - timedelta(minutes=1)
-        key = (symbol, moment)
-        if key not in self._memo:
-            day = moment.date()
-            day_start = datetime.combine(day, time(0), UTC)
-            previous = day - timedelta(days=1)
-            start_price = 100.0
-            if previous >= SYNTHETIC_ANCHOR:  # a Wednesday: the daily range always holds a bar
-                daily = self._generate(
-                    symbol,
-                    datetime.combine(SYNTHETIC_ANCHOR, time(0)),
-                    datetime.combine(previous, time(0)),
-                    "1Day",
-                    seed=self.seed,
-                )
-                start_price = float(daily.close[-1])
-            minutes = self._generate(
-                symbol,
-                day_start.replace(tzinfo=None),
-                moment.replace(tzinfo=None),
-                "1Min",
-                seed=self.seed * 100_000_000 + int(day.strftime("%Y%m%d")),
-                start_price=start_price,
-            )
-            if len(self._memo) > 10_000:
-                self._memo.clear()
-            self._memo[key] = (float(minutes.close[-1]), moment)
-        return self._memo[key]
-
     async def latest_quote(self, symbol: str) -> Quote:
-        price, at = await asyncio.to_thread(self._price_at, symbol, self.now())
+        price, at = await asyncio.to_thread(price_at, symbol, self.now(), seed=self.seed)
         value = Decimal(str(round(price, 4)))
         return Quote(symbol=symbol, price=value, bid=None, ask=None, timestamp=at, source=self.source)
 

@@ -1,20 +1,30 @@
-"""Seeded synthetic OHLCV bars: geometric Brownian motion, deterministic per (symbol, seed).
+"""Seeded synthetic OHLCV bars: one geometric Brownian motion per (symbol, seed), anchored in time.
 
-Model: closes follow ``C[i] = C[i-1] * exp((mu - sigma^2 / 2) * dt + sigma * sqrt(dt) * Z)``, with
-``mu`` the annual drift (default 0.08), ``sigma`` the annual volatility (default 0.20) and ``dt``
-the bar length in years, counting a year as 252 weekdays of 24 hours (intraday bars run around
-the clock on weekdays; daily bars sit at midnight UTC on weekdays). Each open is the previous
-close moved by a small gap (``0.25 * sigma * sqrt(dt) * Z``); high and low extend beyond
-``max/min(open, close)`` by half-normal noise of scale ``0.5 * sigma * sqrt(dt)``; volume is
-log-normal around 1,000,000 shares per day, pro rata. The generator's seed is the first 8 bytes
-of ``sha256(f"{symbol}|{seed}")``, so the same arguments always give the same bars.
+The price of a symbol at a given minute does not depend on the range asked for: every request
+reads the same path. It runs on weekdays, around the clock (UTC), from `ANCHOR` (1970-01-05), and
+closes at ``start_price`` (default 100) on `REFERENCE_DAY` (2020-01-01), so recent prices stay
+near that level.
+
+- Daily closes: ``C[k] = C[k-1] * exp((mu - sigma^2/2) * dt + sigma * sqrt(dt) * Z[k])`` for the
+  k-th weekday since the anchor, ``mu`` the annual drift (default 0.08), ``sigma`` the annual
+  volatility (default 0.20), ``dt = 1/252`` (a year counts 252 weekdays of 24 hours). The daily
+  open is the previous close moved by a small gap (``0.25 * sigma * sqrt(dt) * Z``); high and low
+  extend beyond ``max/min(open, close)`` by half-normal noise of scale ``0.5 * sigma * sqrt(dt)``
+  (they are drawn per day, not taken from the minute bars); volume is log-normal around 1,000,000.
+- Minute bars of day k: a Brownian bridge from the day's open to ``C[k]`` over its 1,440 minutes,
+  so the last minute's close is the daily close. Minute opens, highs, lows and volumes follow the
+  same rules at the minute scale. 5Min, 15Min and 1Hour bars aggregate the minute bars (first open,
+  max high, min low, last close, summed volume).
+
+Random numbers come from NumPy generators seeded with ``sha256(f"{symbol}|{seed}")`` (and the day's
+index for minute bars), so the same arguments always give the same bars. Prices are not real.
 """
 
 from __future__ import annotations
 
 import hashlib
 import math
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 
@@ -31,7 +41,11 @@ TIMEFRAMES: dict[str, int] = {
 _NS = 10**9
 _DAY_NS = 86_400 * _NS
 _YEAR_SECONDS = 252 * 86_400
+_MINUTES = 1_440
 MAX_BARS = 20_000_000
+ANCHOR = datetime(1970, 1, 5)  # a Monday: weekday index 0 of every synthetic path
+_ANCHOR_NS = int(np.datetime64(ANCHOR, "ns").view(np.int64))
+REFERENCE_DAY = datetime(2020, 1, 1)  # the close on this day is start_price
 
 
 def _to_ns(name: str, value: datetime | str) -> int:
@@ -59,6 +73,82 @@ def _timestamps(start_ns: int, end_ns: int, step_s: int) -> np.ndarray:
     ts = first + step * np.arange(max(count, 0), dtype=np.int64)
     weekday = ((ts // _DAY_NS) + 3) % 7  # 1970-01-01 was a Thursday; Monday = 0
     return ts[weekday < 5]
+
+
+def _weekday_index(day_ns: np.ndarray) -> np.ndarray:
+    """Index of each weekday (midnight timestamps) counted in weekdays since `ANCHOR`."""
+    days = (day_ns - _ANCHOR_NS) // _DAY_NS
+    weeks, rest = np.divmod(days, 7)
+    return weeks * 5 + np.minimum(rest, 5)
+
+
+_REFERENCE_INDEX = int(_weekday_index(np.array([int(np.datetime64(REFERENCE_DAY, "ns").view(np.int64))]))[0])
+
+
+class _Path:
+    """The one path of a (symbol, seed, drift, volatility, start_price)."""
+
+    def __init__(self, symbol: str, seed: int, drift: float, volatility: float, start_price: float) -> None:
+        self.key = _seed(symbol, seed)
+        self.drift, self.volatility, self.start_price = drift, volatility, start_price
+
+    def daily(self, last_index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per weekday 0..last_index: previous close, close, and the day's five normal draws."""
+        dt = 86_400 / _YEAR_SECONDS
+        count = max(last_index, _REFERENCE_INDEX) + 1
+        draws = np.random.default_rng(self.key).standard_normal((count, 5))
+        log_ret = (self.drift - self.volatility**2 / 2) * dt + self.volatility * math.sqrt(dt) * draws[:, 0]
+        level = np.cumsum(log_ret)
+        level -= level[_REFERENCE_INDEX]  # the close on REFERENCE_DAY is start_price
+        close = self.start_price * np.exp(level)
+        prev = close * np.exp(-log_ret)
+        return prev, close, draws
+
+    def daily_bars(self, days: np.ndarray) -> tuple[np.ndarray, ...]:
+        index = _weekday_index(days)
+        prev, close, draws = self.daily(int(index[-1]))
+        prev, close, z = prev[index], close[index], draws[index]
+        scale = self.volatility * math.sqrt(86_400 / _YEAR_SECONDS)
+        open_ = prev * np.exp(0.25 * scale * z[:, 1])
+        high = np.maximum(open_, close) * np.exp(0.5 * scale * np.abs(z[:, 2]))
+        low = np.minimum(open_, close) * np.exp(-0.5 * scale * np.abs(z[:, 3]))
+        volume = np.round(1e6 * np.exp(0.3 * z[:, 4]))
+        return open_, high, low, close, volume
+
+    def minute_bars(self, days: np.ndarray) -> tuple[np.ndarray, ...]:
+        """The 1,440 minute bars of each day in ``days``, as (len(days), 1440) arrays."""
+        index = _weekday_index(days)
+        day_open, _, _, day_close, _ = self.daily_bars(days)
+        dt = 60 / _YEAR_SECONDS
+        scale = self.volatility * math.sqrt(dt)
+        shape = (len(days), _MINUTES)
+        z = np.empty((5, *shape))
+        for row, k in enumerate(index):
+            z[:, row, :] = np.random.default_rng([self.key, int(k)]).standard_normal((5, _MINUTES))
+        step = (self.drift - self.volatility**2 / 2) * dt + scale * z[0]
+        # Brownian bridge: shift each day's steps so they end exactly at the daily close
+        target = np.log(day_close / day_open)
+        step += ((target - step.sum(axis=1)) / _MINUTES)[:, None]
+        close = day_open[:, None] * np.exp(np.cumsum(step, axis=1))
+        prev = np.concatenate((day_open[:, None], close[:, :-1]), axis=1)
+        open_ = prev * np.exp(0.25 * scale * z[1])
+        open_[:, 0] = day_open
+        high = np.maximum(open_, close) * np.exp(0.5 * scale * np.abs(z[2]))
+        low = np.minimum(open_, close) * np.exp(-0.5 * scale * np.abs(z[3]))
+        volume = np.round(1e6 / _MINUTES * np.exp(0.3 * z[4]))
+        return open_, high, low, close, volume
+
+
+def _aggregate(minutes: tuple[np.ndarray, ...], per_bar: int) -> tuple[np.ndarray, ...]:
+    """Minute bars (days, 1440) -> bars of ``per_bar`` minutes, flattened in time order."""
+    open_, high, low, close, volume = (a.reshape(a.shape[0], _MINUTES // per_bar, per_bar) for a in minutes)
+    return (
+        open_[:, :, 0].ravel(),
+        high.max(axis=2).ravel(),
+        low.min(axis=2).ravel(),
+        close[:, :, -1].ravel(),
+        volume.sum(axis=2).ravel(),
+    )
 
 
 def generate_bars(
@@ -92,16 +182,24 @@ def generate_bars(
     n = ts.shape[0]
     if n == 0:
         raise DomainValueError("start", "the range holds no weekday bar at this timeframe")
-    rng = np.random.default_rng(_seed(symbol, seed))
-    dt = step_s / _YEAR_SECONDS
-    scale = volatility * math.sqrt(dt)
-    log_ret = (drift - volatility**2 / 2) * dt + scale * rng.standard_normal(n)
-    close = start_price * np.exp(np.cumsum(log_ret))
-    prev = np.empty(n)
-    prev[0] = start_price
-    prev[1:] = close[:-1]
-    open_ = prev * np.exp(0.25 * scale * rng.standard_normal(n))
-    high = np.maximum(open_, close) * np.exp(0.5 * scale * np.abs(rng.standard_normal(n)))
-    low = np.minimum(open_, close) * np.exp(-0.5 * scale * np.abs(rng.standard_normal(n)))
-    volume = np.round(1e6 * step_s / 86_400 * np.exp(0.3 * rng.standard_normal(n)))
-    return Bars(ts.view("datetime64[ns]"), open_, high, low, close, volume)
+    if ts[0] < _ANCHOR_NS:
+        raise DomainValueError("start", f"synthetic data starts on {ANCHOR.date().isoformat()}")
+    path = _Path(symbol, seed, drift, volatility, start_price)
+    if timeframe == "1Day":
+        return Bars(ts.view("datetime64[ns]"), *path.daily_bars(ts))
+    days = np.unique(ts - ts % _DAY_NS)
+    per_bar = step_s // 60
+    open_, high, low, close, volume = _aggregate(path.minute_bars(days), per_bar)
+    all_ts = (days[:, None] + np.arange(0, _DAY_NS, step_s * _NS, dtype=np.int64)[None, :]).ravel()
+    keep = (all_ts >= ts[0]) & (all_ts <= ts[-1])
+    return Bars(all_ts[keep].view("datetime64[ns]"), open_[keep], high[keep], low[keep], close[keep], volume[keep])
+
+
+def price_at(symbol: str, moment: datetime, *, seed: int = 0) -> tuple[float, datetime]:
+    """The close of the last minute bar that ended at or before ``moment`` (weekends: Friday's last
+    minute), and that bar's end time. The price a synthetic quote reports at ``moment``."""
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
+    bars = generate_bars(symbol, moment - timedelta(days=4), moment - timedelta(minutes=1), "1Min", seed=seed)
+    last = bars.timestamps[-1].astype("datetime64[us]").astype(datetime)
+    return float(bars.close[-1]), (last + timedelta(minutes=1)).replace(tzinfo=UTC)
