@@ -209,9 +209,9 @@ async def test_synthetic_data_is_labelled_synthetic(stack: Services) -> None:
 
 BAD_RUNS = [
     ({"strategy": "astrology"}, "strategy"),
-    ({"params": {"fast": 30, "slow": 10}}, "slow"),
-    ({"params": {"fast": 10, "slow": 10}}, "slow"),
-    ({"params": {"speed": 3}}, "speed"),
+    ({"params": {"fast": 30, "slow": 10}}, "params.slow"),
+    ({"params": {"fast": 10, "slow": 10}}, "params.slow"),
+    ({"params": {"speed": 3}}, "params.speed"),
     ({"start": "2012-01-01", "end": "2011-01-01"}, "start"),
     ({"start": "2030-01-01", "end": "2031-01-01"}, "start"),
     ({"symbol": "NOPE"}, "symbol"),

@@ -369,18 +369,22 @@ def _utc(moment: datetime) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
-def _strategy(name: str) -> StrategySpec:
+def strategy_spec(name: str) -> StrategySpec:
+    """The registered strategy ``name``, or a VALIDATION_ERROR naming ``strategy``."""
     try:
         return get_strategy(name)
     except DomainValueError as error:
         raise ValidationError(error.message, argument="strategy") from None
 
 
-def _validate_params(spec: StrategySpec, params: Mapping[str, Any] | None) -> dict[str, Any]:
+def validated_params(spec: StrategySpec, params: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``params`` checked against ``spec`` with defaults filled in, or a VALIDATION_ERROR naming
+    ``params.<name>``."""
     try:
         return spec.validate(params)
     except DomainValueError as error:
-        raise ValidationError(f"params.{error.argument} {error.message}", argument=error.argument) from None
+        name = f"params.{error.argument}"
+        raise ValidationError(f"{name} {error.message}", argument=name) from None
 
 
 _CONFIG_ARGUMENTS = {"cash": "initial_cash", "commission_pct": "commission", "commission_fixed": "commission_per_order"}
@@ -537,7 +541,7 @@ async def list_strategies(ctx: ToolContext) -> StrategyList:
 async def get_strategy_info(ctx: ToolContext, strategy: StrategyArg) -> StrategyInfo:
     """Describe one strategy: its rule in words and each parameter's type, inclusive bounds, default
     and meaning. Use the names as keys of run_backtest's `params`."""
-    return _info(_strategy(strategy))
+    return _info(strategy_spec(strategy))
 
 
 @tool(output=BacktestReport, scope="backtest", title="Run a backtest", cost=2, open_world=True)
@@ -574,8 +578,8 @@ async def run_backtest(
     the last close and reported as an open trade. Invalid input (unknown strategy, slow <= fast, start
     after end, no data in range) returns VALIDATION_ERROR naming the argument, and nothing is stored."""
     started = time.perf_counter()
-    spec = _strategy(strategy)
-    checked = _validate_params(spec, params)
+    spec = strategy_spec(strategy)
+    checked = validated_params(spec, params)
     if start is not None and end is not None and _utc(start) > _utc(end):
         raise ValidationError(f"start ({start.isoformat()}) is after end ({end.isoformat()})", argument="start")
     cfg = _config(
@@ -877,7 +881,7 @@ async def optimize_strategy(
     Sends MCP progress notifications while it runs and stops between chunks when cancelled. Same fill
     conventions as run_backtest. Nothing is stored."""
     started = time.perf_counter()
-    spec = _strategy(strategy)
+    spec = strategy_spec(strategy)
     if params:
         unknown = sorted(set(params) - {p.name for p in spec.params})
         if unknown:

@@ -15,8 +15,10 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, Field
 
 from nt_mcp.adapters.brokers.base import Account, Order, Position
+from nt_mcp.adapters.brokers.executor import ExecutionRequest
 from nt_mcp.adapters.brokers.router import OrderParams, Placed, normalise_symbol
 from nt_mcp.errors import ValidationError
+from nt_mcp.tools.backtesting import strategy_spec, validated_params
 from nt_mcp.tools.registry import ToolContext, tool
 
 Mode = Literal["paper", "live"]
@@ -369,14 +371,13 @@ async def execute_strategy(
     positions and run the pre-trade risk checks on each resulting market order. dry_run=true (the
     default) returns the plan and sends nothing; dry_run=false sends the orders that passed. Every
     run is recorded. Reusing idempotency_key returns the recorded run instead of trading again."""
-    from nt_mcp.adapters.brokers.executor import ExecutionRequest
-
+    spec = strategy_spec(strategy)
     record, replayed = await ctx.services.executor.execute(
         ExecutionRequest(
             principal=ctx.principal.subject,
-            strategy=strategy,
+            strategy=spec,
             symbols=symbols,
-            params=params or {},
+            params=validated_params(spec, params),
             capital_fraction=capital_fraction,
             timeframe=timeframe,
             lookback_bars=lookback_bars,

@@ -34,8 +34,7 @@ import sqlalchemy as sa
 
 from nt_mcp.adapters.brokers.router import OrderParams, OrderRouter, build_request, normalise_symbol
 from nt_mcp.adapters.data.market import MarketData
-from nt_mcp.domain.errors import DomainValueError
-from nt_mcp.domain.strategies import STRATEGIES
+from nt_mcp.domain.strategies import StrategySpec
 from nt_mcp.errors import BusinessLogicError, TradingError, ValidationError
 from nt_mcp.infra.db import Database
 from nt_mcp.infra.schema import strategy_runs
@@ -52,8 +51,10 @@ def current_direction(signals: np.ndarray) -> int:
 
 @dataclass(frozen=True)
 class ExecutionRequest:
+    """A validated request: ``params`` already checked against ``strategy`` (defaults filled in)."""
+
     principal: str
-    strategy: str
+    strategy: StrategySpec
     symbols: list[str]
     params: dict[str, Any]
     capital_fraction: float
@@ -80,17 +81,7 @@ class StrategyExecutor:
 
     async def execute(self, req: ExecutionRequest) -> tuple[dict[str, Any], bool]:
         """The run record (see ``strategy_runs``) and whether it is a replay of an earlier run."""
-        spec = STRATEGIES.get(req.strategy)
-        if spec is None:
-            raise ValidationError(
-                f"Unknown strategy {req.strategy!r}; one of {sorted(STRATEGIES)}.", argument="strategy"
-            )
-        try:
-            params = spec.validate(req.params)
-        except DomainValueError as error:
-            raise ValidationError(
-                f"params.{error.argument}: {error.message}", argument=f"params.{error.argument}"
-            ) from None
+        spec, params = req.strategy, req.params
         symbols = [normalise_symbol(s, "symbols") for s in req.symbols]
         if len(set(symbols)) != len(symbols):
             raise ValidationError("symbols lists a symbol twice.", argument="symbols")
@@ -117,7 +108,7 @@ class StrategyExecutor:
                     argument="lookback_bars",
                 )
             direction = current_direction(result.signals)
-            price = Decimal(str(float(bars.close[-1])))
+            price = Decimal(str(round(float(bars.close[-1]), 4)))
             target = Decimal(direction * math.floor(budget / price)) if price > 0 else Decimal(0)
             current = held.get(symbol, Decimal(0))
             last_bar = np.datetime_as_string(bars.timestamps[-1], unit="s") + "Z"
