@@ -35,6 +35,16 @@ def pg_admin_url() -> Iterator[str]:
         server.stop()
 
 
+@pytest.fixture
+def own_postgres() -> Iterator[PostgresServer]:
+    """A PostgreSQL server of the test's own, which the test may stop and restart (an outage)."""
+    server = PostgresServer.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
 @pytest.fixture(scope="session")
 def redis_server_url() -> Iterator[str]:
     configured = os.environ.get("TEST_REDIS_URL")

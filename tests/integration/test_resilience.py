@@ -213,15 +213,6 @@ async def test_redis_stopped_during_200_calls_degrades_and_recovers(own_redis: R
     assert back.structured_content["cache"] == {"backend": "redis", "healthy": True}
 
 
-@pytest.fixture
-def own_postgres() -> Iterator[PostgresServer]:
-    server = PostgresServer.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
 async def _audit_count(services: Services) -> int:
     async with services.db.connect() as conn:
         return int((await conn.execute(sa.select(sa.func.count()).select_from(audit_log))).scalar_one())

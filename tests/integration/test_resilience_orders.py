@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 import requests_mock
 import sqlalchemy as sa
 from mcp import Client
@@ -24,15 +22,6 @@ from tests.integration.test_resilience import eventually
 from tests.servers import PostgresServer
 
 ORDERS = 100
-
-
-@pytest.fixture
-def own_postgres() -> Iterator[PostgresServer]:
-    server = PostgresServer.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 async def test_postgres_stopped_during_100_paper_orders_loses_and_duplicates_nothing(

@@ -67,6 +67,27 @@ class BacktestConfig:
     close_at_end: bool = False
     risk_free_rate: float = 0.0
 
+    def kernel_args(self) -> tuple[float, int, float, bool, float, float, float, float, float, float, bool]:
+        """The settings as the compiled kernel takes them, in its argument order (cash .. close_at_end):
+        sizing as its code, slippage as a fraction, an unset protective exit as NaN."""
+
+        def optional(value: float | None) -> float:
+            return math.nan if value is None else float(value)
+
+        return (
+            float(self.cash),
+            SIZING_CODES[self.sizing],
+            float(self.size),
+            bool(self.whole_units),
+            float(self.commission_pct),
+            float(self.commission_fixed),
+            float(self.slippage_bps) / 1e4,
+            optional(self.stop_loss),
+            optional(self.take_profit),
+            optional(self.trailing_stop),
+            bool(self.close_at_end),
+        )
+
     def __post_init__(self) -> None:
         if not math.isfinite(self.cash) or self.cash <= 0:
             raise DomainValueError("cash", f"must be a positive amount, got {self.cash}")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -10,7 +9,7 @@ import numpy as np
 import numpy.typing as npt
 
 from nt_mcp.domain.backtest import kernel
-from nt_mcp.domain.backtest.config import SIZING_CODES, BacktestConfig
+from nt_mcp.domain.backtest.config import BacktestConfig
 from nt_mcp.domain.backtest.metrics import Metrics, compute_metrics
 from nt_mcp.domain.bars import Bars
 from nt_mcp.domain.errors import DomainValueError
@@ -117,10 +116,6 @@ class BacktestResult:
     config: BacktestConfig
 
 
-def _opt(value: float | None) -> float:
-    return math.nan if value is None else float(value)
-
-
 def _as_signal(bars: Bars, signals: npt.ArrayLike, name: str) -> FloatArray:
     arr = np.ascontiguousarray(signals, dtype=np.float64)
     if arr.shape != (len(bars),):
@@ -157,17 +152,7 @@ def run_backtest(
         bars.close,
         sig,
         dist,
-        float(cfg.cash),
-        SIZING_CODES[cfg.sizing],
-        float(cfg.size),
-        bool(cfg.whole_units),
-        float(cfg.commission_pct),
-        float(cfg.commission_fixed),
-        float(cfg.slippage_bps) / 1e4,
-        _opt(cfg.stop_loss),
-        _opt(cfg.take_profit),
-        _opt(cfg.trailing_stop),
-        bool(cfg.close_at_end),
+        *cfg.kernel_args(),
         equity,
     )
     if bad >= 0:

@@ -15,8 +15,8 @@ import numpy.typing as npt
 from numba import njit
 
 from nt_mcp.domain.backtest import kernel
-from nt_mcp.domain.backtest.config import SIZING_CODES, BacktestConfig
-from nt_mcp.domain.backtest.engine import TradeTable, _opt
+from nt_mcp.domain.backtest.config import BacktestConfig
+from nt_mcp.domain.backtest.engine import TradeTable
 from nt_mcp.domain.backtest.metrics import Metrics, compute_metrics, period_ends
 from nt_mcp.domain.bars import Bars
 from nt_mcp.domain.errors import DomainValueError
@@ -157,17 +157,7 @@ def sweep_sma_crossover(
         fast_idx,
         slow_idx,
         -1.0 if allow_short else 0.0,
-        float(cfg.cash),
-        SIZING_CODES[cfg.sizing],
-        float(cfg.size),
-        bool(cfg.whole_units),
-        float(cfg.commission_pct),
-        float(cfg.commission_fixed),
-        float(cfg.slippage_bps) / 1e4,
-        _opt(cfg.stop_loss),
-        _opt(cfg.take_profit),
-        _opt(cfg.trailing_stop),
-        bool(cfg.close_at_end),
+        *cfg.kernel_args(),
         equity,
     )
     ends = np.concatenate(([0], np.cumsum(counts)))
