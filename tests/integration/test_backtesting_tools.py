@@ -24,7 +24,7 @@ from nt_mcp.domain.strategies import run_strategy
 from nt_mcp.server.app import NtMCPServer, build_server
 from nt_mcp.server.guard import Guard
 from nt_mcp.server.registry import all_tools
-from nt_mcp.tools import backtesting
+from nt_mcp.tools import optimization
 from nt_mcp.tools.charts import equity_curve_png
 from nt_mcp.tools.registry import Principal, ToolContext
 from nt_mcp.tools.services import Services
@@ -347,7 +347,7 @@ async def test_optimize_stops_between_chunks_when_cancelled(stack: Services) -> 
     recorder = _RecordingContext()
     ctx = ToolContext(stack, Principal("tester", frozenset({"backtest"})), "cid", recorder)  # type: ignore[arg-type]
     task = asyncio.create_task(
-        backtesting.optimize_strategy.handler(
+        optimization.optimize_strategy.handler(
             ctx,
             strategy="mean_reversion",
             symbol="DEMO",

@@ -1,5 +1,5 @@
-"""Backtesting tools: list_strategies, get_strategy_info, run_backtest, get_backtest, list_backtests,
-optimize_strategy.
+"""Backtesting tools: list_strategies, get_strategy_info, run_backtest, get_backtest, list_backtests
+(optimize_strategy is in `nt_mcp.tools.optimization` and shares this module's arguments and helpers).
 
 Thin: validate, load bars from the chosen market-data source, run the pure engine in a worker thread,
 shape and store the result. Bad input raises a ValidationError naming the argument before anything
@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import itertools
 import math
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
@@ -28,7 +27,6 @@ from nt_mcp.adapters.data.market import MarketData, domain_error
 from nt_mcp.domain.backtest import BacktestConfig, BacktestResult, Metrics
 from nt_mcp.domain.backtest import run_backtest as run_backtest_engine
 from nt_mcp.domain.backtest.engine import Trade
-from nt_mcp.domain.backtest.sweep import sweep_sma_crossover
 from nt_mcp.domain.bars import Bars
 from nt_mcp.domain.errors import DomainValueError
 from nt_mcp.domain.strategies import STRATEGIES, StrategySpec, get_strategy, run_strategy
@@ -38,7 +36,6 @@ from nt_mcp.tools.charts import equity_curve_png
 from nt_mcp.tools.registry import ToolContext, ToolReply, tool
 
 MAX_BARS = 5_000_000
-MAX_COMBINATIONS = 2000
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 CONVENTIONS = (
@@ -56,9 +53,6 @@ CONVENTIONS = (
 
 Timeframe = Literal["1Min", "5Min", "15Min", "1Hour", "1Day"]
 Source = Literal["synthetic", "files", "alpaca"]
-Objective = Literal[
-    "sharpe", "sortino", "calmar", "total_return", "cagr", "max_drawdown", "profit_factor", "win_rate", "expectancy"
-]
 ParamValue = int | float | bool
 
 StrategyArg = Annotated[
@@ -263,53 +257,6 @@ class BacktestList(BaseModel):
     backtests: list[BacktestSummaryOut]
 
 
-class RangeSpec(BaseModel):
-    start: float = Field(description="first value")
-    stop: float = Field(description="last value (inclusive, if the steps land on it)")
-    step: float = Field(gt=0, description="increment")
-
-
-class MetricsBrief(BaseModel):
-    objective: float | None
-    total_return: float | None
-    cagr: float | None
-    sharpe: float | None
-    max_drawdown: float | None
-    win_rate: float | None
-    num_trades: int
-    final_equity: float
-
-
-class RankedParams(BaseModel):
-    rank: int = Field(description="1 = best in-sample objective")
-    params: dict[str, ParamValue]
-    in_sample: MetricsBrief
-    out_of_sample: MetricsBrief
-
-
-class SplitOut(BaseModel):
-    bars: int
-    first_timestamp: datetime
-    last_timestamp: datetime
-
-
-class OptimizationReport(BaseModel):
-    strategy: str
-    symbol: str
-    objective: str
-    combinations: int = Field(description="size of the grid")
-    evaluated: int = Field(description="valid combinations backtested on the training bars")
-    skipped_invalid: int = Field(description="combinations the strategy refuses (e.g. slow <= fast)")
-    method: Literal["sma_sweep", "loop"]
-    train: SplitOut
-    test: SplitOut
-    top: list[RankedParams] = Field(description="best by in-sample objective, with their out-of-sample figures")
-    overfitting_note: str
-    data: DataProvenance
-    conventions: str
-    elapsed_s: float
-
-
 # ---------------------------------------------------------------- helpers
 
 
@@ -325,19 +272,6 @@ def _metrics_out(m: Metrics) -> MetricsOut:
     for must in ("start_equity", "final_equity", "peak_equity", "total_commission"):
         values[must] = values[must] if values[must] is not None else float("nan")
     return MetricsOut(**values)
-
-
-def _brief(m: Metrics, objective: str) -> MetricsBrief:
-    return MetricsBrief(
-        objective=_finite(getattr(m, objective)),
-        total_return=_finite(m.total_return),
-        cagr=_finite(m.cagr),
-        sharpe=_finite(m.sharpe),
-        max_drawdown=_finite(m.max_drawdown),
-        win_rate=_finite(m.win_rate),
-        num_trades=m.n_trades,
-        final_equity=m.final_equity,
-    )
 
 
 def _dt(value: np.datetime64 | None) -> datetime | None:
@@ -696,251 +630,4 @@ async def list_backtests(
     )
 
 
-# ---------------------------------------------------------------- optimisation
-
-
-def _expand(name: str, r: RangeSpec) -> list[float]:
-    if r.stop < r.start:
-        raise ValidationError(f"param_ranges.{name}: stop {r.stop} is below start {r.start}", argument="param_ranges")
-    count = math.floor((r.stop - r.start) / r.step + 1e-9) + 1
-    if count > MAX_COMBINATIONS:
-        raise ValidationError(
-            f"param_ranges.{name} alone has {count:,} values; the grid may hold at most {MAX_COMBINATIONS:,} "
-            "combinations",
-            argument="param_grid",
-        )
-    return [r.start + k * r.step for k in range(count)]
-
-
-def _grid(
-    spec: StrategySpec,
-    param_grid: Mapping[str, Sequence[ParamValue]] | None,
-    param_ranges: Mapping[str, RangeSpec] | None,
-    fixed: Mapping[str, Any] | None,
-) -> dict[str, list[Any]]:
-    """Each grid parameter's values, checked against the strategy's parameters and bounds."""
-    if not param_grid and not param_ranges:
-        raise ValidationError(
-            "give param_grid (values per parameter) or param_ranges (start/stop/step per parameter)",
-            argument="param_grid",
-        )
-    by_name = {p.name: p for p in spec.params}
-    raw: dict[str, list[Any]] = {}
-    for name, values in (param_grid or {}).items():
-        raw[name] = list(values)
-    for name, r in (param_ranges or {}).items():
-        if name in raw:
-            raise ValidationError(f"{name!r} is in both param_grid and param_ranges", argument="param_ranges")
-        raw[name] = _expand(name, r)
-    grid: dict[str, list[Any]] = {}
-    for name, values in raw.items():
-        if name not in by_name:
-            raise ValidationError(
-                f"{name!r} is not a parameter of {spec.name}; its parameters are {sorted(by_name)}",
-                argument="param_grid",
-            )
-        if fixed and name in fixed:
-            raise ValidationError(f"{name!r} is both fixed in params and searched in the grid", argument="params")
-        if not values:
-            raise ValidationError(f"param_grid.{name} has no values", argument="param_grid")
-        try:
-            grid[name] = list(dict.fromkeys(by_name[name].coerce(v) for v in values))
-        except DomainValueError as error:
-            raise ValidationError(f"param_grid.{name}: {error.message}", argument="param_grid") from None
-    total = math.prod(len(v) for v in grid.values())
-    if total > MAX_COMBINATIONS:
-        raise ValidationError(
-            f"the grid has {total:,} combinations; at most {MAX_COMBINATIONS:,} are allowed: use fewer values "
-            "or larger steps",
-            argument="param_grid",
-        )
-    return grid
-
-
-def _objective_value(m: Metrics, objective: str) -> float:
-    value = float(getattr(m, objective))
-    return value if math.isfinite(value) else -math.inf
-
-
-def _split(bars: Bars, train_fraction: float) -> tuple[Bars, Bars]:
-    cut = int(len(bars) * train_fraction)
-    if cut < 2 or len(bars) - cut < 2:
-        raise ValidationError(
-            f"{len(bars)} bars split at {train_fraction} leaves too few bars on one side; load a longer range",
-            argument="train_fraction",
-        )
-    return bars.slice(0, cut), bars.slice(cut, len(bars))
-
-
-def _split_out(bars: Bars) -> SplitOut:
-    first, last = _dt(bars.timestamps[0]), _dt(bars.timestamps[-1])
-    assert first is not None and last is not None
-    return SplitOut(bars=len(bars), first_timestamp=first, last_timestamp=last)
-
-
-def _loop_chunk(bars: Bars, strategy: str, chunk: list[dict[str, Any]], cfg: BacktestConfig) -> list[Metrics]:
-    return [_run(bars, strategy, p, cfg).metrics for p in chunk]
-
-
-def _sweep_chunk(
-    bars: Bars, fasts: list[int], slows: list[int], cfg: BacktestConfig, allow_short: bool
-) -> dict[tuple[int, int], Metrics]:
-    if not any(s > f for f in fasts for s in slows):
-        return {}
-    try:
-        result = sweep_sma_crossover(bars, fasts, slows, cfg, allow_short=allow_short)
-    except DomainValueError as error:
-        raise ValidationError(f"param_grid: {error.message}", argument="param_grid") from None
-    return {(int(f), int(s)): m for f, s, m in zip(result.fast, result.slow, result.metrics, strict=True)}
-
-
-async def _evaluate(
-    ctx: ToolContext, spec: StrategySpec, train: Bars, combos: list[dict[str, Any]], cfg: BacktestConfig
-) -> tuple[list[Metrics], str]:
-    """In-sample metrics for every combination, in chunks in a worker thread, reporting progress
-    after each chunk; a cancelled call stops before the next chunk."""
-    total = len(combos)
-    await ctx.report_progress(0, total, f"0/{total} parameter sets backtested on the training bars")
-    if spec.name == "sma_crossover" and all(c["slow"] < len(train) for c in combos):
-        results: dict[tuple[int, int, bool], Metrics] = {}
-        groups: dict[bool, tuple[list[int], list[int]]] = {}
-        for c in combos:
-            fasts, slows = groups.setdefault(c["allow_short"], ([], []))
-            if c["fast"] not in fasts:
-                fasts.append(c["fast"])
-            if c["slow"] not in slows:
-                slows.append(c["slow"])
-        done = 0
-        for allow_short, (fasts, slows) in groups.items():
-            step = max(1, math.ceil(len(fasts) / 10))
-            for i in range(0, len(fasts), step):
-                chunk = fasts[i : i + step]
-                out = await asyncio.to_thread(_sweep_chunk, train, chunk, slows, cfg, allow_short)
-                results.update({(f, s, allow_short): m for (f, s), m in out.items()})
-                done += len(out)
-                await ctx.report_progress(done, total, f"{done}/{total} parameter sets (SMA sweep)")
-        return [results[(c["fast"], c["slow"], c["allow_short"])] for c in combos], "sma_sweep"
-    metrics: list[Metrics] = []
-    step = max(1, math.ceil(total / 20))
-    for i in range(0, total, step):
-        metrics.extend(await asyncio.to_thread(_loop_chunk, train, spec.name, combos[i : i + step], cfg))
-        await ctx.report_progress(len(metrics), total, f"{len(metrics)}/{total} parameter sets")
-    return metrics, "loop"
-
-
-@tool(
-    output=OptimizationReport,
-    scope="backtest",
-    title="Optimise strategy parameters",
-    cost=5,
-    read_only=True,
-    open_world=True,
-)
-async def optimize_strategy(
-    ctx: ToolContext,
-    strategy: StrategyArg,
-    symbol: SymbolArg,
-    param_grid: Annotated[
-        dict[str, list[ParamValue]] | None,
-        Field(description="Values to try per parameter, e.g. {'fast': [5, 10, 20], 'slow': [50, 100]}."),
-    ] = None,
-    param_ranges: Annotated[
-        dict[str, RangeSpec] | None,
-        Field(description="Inclusive ranges per parameter, e.g. {'fast': {'start': 5, 'stop': 50, 'step': 5}}."),
-    ] = None,
-    objective: Annotated[Objective, Field(description="Metric to maximise on the training bars.")] = "sharpe",
-    train_fraction: Annotated[
-        float, Field(ge=0.1, le=0.95, description="Share of the bars (the earliest) used to pick parameters.")
-    ] = 0.7,
-    top_n: Annotated[int, Field(ge=1, le=20, description="How many of the best parameter sets to report.")] = 5,
-    params: Annotated[
-        dict[str, ParamValue] | None, Field(description="Parameters held fixed (not searched); others default.")
-    ] = None,
-    start: StartArg = None,
-    end: EndArg = None,
-    timeframe: TimeframeArg = "1Day",
-    data_source: SourceArg = None,
-    initial_cash: CashArg = 10_000.0,
-    commission: CommissionArg = 0.0,
-    commission_per_order: CommissionFixedArg = 0.0,
-    slippage_bps: SlippageArg = 0.0,
-    sizing: SizingArg = "fraction",
-    size: SizeArg = 1.0,
-    stop_loss: StopArg = None,
-    take_profit: TakeProfitArg = None,
-    trailing_stop: TrailingArg = None,
-) -> OptimizationReport:
-    """Search a strategy's parameters on a train/test split and show whether the winners hold up.
-
-    The earliest `train_fraction` of the bars picks parameters: every combination of `param_grid` /
-    `param_ranges` (at most 2000; combinations the strategy refuses, like slow <= fast, are skipped) is
-    backtested there and ranked by `objective` (all objectives are maximised; max_drawdown is negative,
-    so closer to 0 wins). The `top_n` sets are then backtested on the remaining, later bars (indicators
-    warm up again inside that window) and both in-sample and out-of-sample figures are returned: a large
-    drop out of sample means the parameters fitted noise. sma_crossover grids run in one compiled sweep.
-    Sends MCP progress notifications while it runs and stops between chunks when cancelled. Same fill
-    conventions as run_backtest. Nothing is stored."""
-    started = time.perf_counter()
-    spec = strategy_spec(strategy)
-    if params:
-        unknown = sorted(set(params) - {p.name for p in spec.params})
-        if unknown:
-            raise ValidationError(f"{unknown[0]!r} is not a parameter of {spec.name}", argument="params")
-    grid = _grid(spec, param_grid, param_ranges, params)
-    if start is not None and end is not None and _utc(start) > _utc(end):
-        raise ValidationError(f"start ({start.isoformat()}) is after end ({end.isoformat()})", argument="start")
-    cfg = _config(
-        initial_cash, commission, commission_per_order, slippage_bps, sizing, size,
-        stop_loss, take_profit, trailing_stop, False,
-    )  # fmt: skip
-    names = list(grid)
-    combos: list[dict[str, Any]] = []
-    skipped = 0
-    first_refusal: DomainValueError | None = None
-    for values in itertools.product(*(grid[n] for n in names)):
-        try:
-            combos.append(spec.validate({**(params or {}), **dict(zip(names, values, strict=True))}))
-        except DomainValueError as error:
-            skipped += 1
-            first_refusal = first_refusal or error
-    if not combos:
-        reason = f" (e.g. {first_refusal})" if first_refusal else ""
-        raise ValidationError(f"no combination in the grid is valid{reason}", argument="param_grid")
-    market, bars = await _load(ctx, data_source, symbol, timeframe, start, end)
-    train, test = _split(bars, train_fraction)
-    in_sample, method = await _evaluate(ctx, spec, train, combos, cfg)
-    order = sorted(range(len(combos)), key=lambda i: _objective_value(in_sample[i], objective), reverse=True)
-    best = order[:top_n]
-    out_of_sample = await asyncio.to_thread(_loop_chunk, test, spec.name, [combos[i] for i in best], cfg)
-    top = [
-        RankedParams(
-            rank=rank,
-            params=combos[i],
-            in_sample=_brief(in_sample[i], objective),
-            out_of_sample=_brief(oos, objective),
-        )
-        for rank, (i, oos) in enumerate(zip(best, out_of_sample, strict=True), start=1)
-    ]
-    return OptimizationReport(
-        strategy=spec.name,
-        symbol=symbol,
-        objective=objective,
-        combinations=len(combos) + skipped,
-        evaluated=len(combos),
-        skipped_invalid=skipped,
-        method=method,
-        train=_split_out(train),
-        test=_split_out(test),
-        top=top,
-        overfitting_note=(
-            "Parameters were chosen on the train bars only. Compare each set's in_sample and out_of_sample "
-            f"{objective}: the best in-sample set is often not the best out of sample, and a large drop means "
-            "the search fitted noise. More combinations searched = more chance of a lucky in-sample winner."
-        ),
-        data=_provenance(market, symbol, timeframe, bars),
-        conventions=CONVENTIONS,
-        elapsed_s=round(time.perf_counter() - started, 4),
-    )
-
-
-TOOLS = [list_strategies, get_strategy_info, run_backtest, get_backtest, list_backtests, optimize_strategy]
+TOOLS = [list_strategies, get_strategy_info, run_backtest, get_backtest, list_backtests]
