@@ -66,13 +66,13 @@ def _settings(overrides: dict[str, object]) -> Settings:
     return Settings(**overrides) if overrides else load_settings()  # type: ignore[arg-type]
 
 
-async def _serve(settings: Settings) -> None:
+async def _serve_stdio(settings: Settings) -> None:
     from nt_mcp.server.app import build_server
     from nt_mcp.tools.services import Services
 
     services = await Services.start(settings)
     try:
-        server = build_server(services, local_operator=settings.transport == "stdio")
+        server = build_server(services, local_operator=True)  # stdio: the local operator
         log.info(
             "serving",
             extra={
@@ -82,8 +82,6 @@ async def _serve(settings: Settings) -> None:
                 "cache": services.cache.name,
             },
         )
-        if settings.transport != "stdio":
-            raise NotImplementedError(f"the {settings.transport} transport is not available in this build")
         await server.run_stdio_async()
     finally:
         await services.close()
@@ -189,7 +187,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "serve" and settings.transport in ("http", "sse"):
             _serve_http(settings)
         elif args.command == "serve":
-            asyncio.run(_serve(settings))
+            asyncio.run(_serve_stdio(settings))
         elif args.command == "certs":
             _certs_dev(args)
         elif args.command == "token":
@@ -200,7 +198,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             asyncio.run(_dlq(settings, args.dlq_command))
     except KeyboardInterrupt:
         return 0
-    except (NotImplementedError, UsageError) as error:
+    except UsageError as error:
         print(f"nt-mcp: {redact(str(error))}", file=sys.stderr)
         return 2
     except Exception as error:

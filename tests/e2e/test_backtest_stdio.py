@@ -4,7 +4,6 @@ the engine's numbers. The wall time from spawning the process to the answer is m
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from pathlib import Path
@@ -13,15 +12,13 @@ from mcp import Client, StdioServerParameters
 
 from nt_mcp.domain.backtest import BacktestConfig
 from nt_mcp.domain.strategies import run_strategy
+from tests.cli import server_env
 from tests.integration.test_backtesting_tools import goog_bars, write_goog_csv
 
 
 async def test_fresh_stdio_server_answers_first_backtest_on_goog(tmp_path: Path) -> None:
     write_goog_csv(tmp_path / "market")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NT_")} | {
-        "NT_DATA_HOME": str(tmp_path / "data"),
-        "NT_DATA_DIR": str(tmp_path / "market"),
-    }
+    env = server_env(tmp_path / "data", NT_DATA_DIR=str(tmp_path / "market"))
     params = StdioServerParameters(command=sys.executable, args=["-m", "nt_mcp", "serve"], env=env, cwd=str(tmp_path))
     started = time.perf_counter()
     async with Client(params, read_timeout_seconds=120) as client:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import signal
 import socket
 import subprocess
@@ -22,6 +21,7 @@ import asyncpg
 import httpx
 from mcp import Client
 
+from tests.cli import server_env
 from tests.http_support import SECRET, http_settings, make_token, mcp_transport
 from tests.servers import free_port
 
@@ -58,12 +58,7 @@ def _connectable(port: int) -> bool:
 async def test_sigterm_lets_the_running_call_finish_and_exits_0(tmp_path: Path, pg_url: str) -> None:
     port = free_port()
     settings = http_settings(tmp_path, port=port)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NT_")} | {
-        "NT_DATA_HOME": str(tmp_path / "data"),
-        "NT_DATABASE_URL": pg_url,
-        "NT_JWT_SECRET": SECRET,
-        "NT_SHUTDOWN_GRACE_S": "30",
-    }
+    env = server_env(tmp_path / "data", NT_DATABASE_URL=pg_url, NT_JWT_SECRET=SECRET, NT_SHUTDOWN_GRACE_S="30")
     process = _start(port, env, tmp_path)
     url = f"http://127.0.0.1:{port}"
     try:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shlex
 import sys
 from pathlib import Path
@@ -13,6 +12,7 @@ from mcp import Client, StdioServerParameters
 from nt_mcp.config import Settings
 from nt_mcp.server.app import build_server
 from nt_mcp.tools.services import Services
+from tests.cli import server_env
 
 FOUNDATION_TOOLS = {"server_status", "ping", "get_audit_log"}
 
@@ -35,12 +35,8 @@ async def test_in_memory_client_lists_tools_and_reads_status(services: Services)
 
 async def test_stdio_subprocess_speaks_only_json_rpc_on_stdout(tmp_path: Path, pg_url: str, redis_url: str) -> None:
     stdout_copy = tmp_path / "stdout.jsonl"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NT_")} | {
-        "NT_DATA_HOME": str(tmp_path / "data"),
-        "NT_DATABASE_URL": pg_url,
-        "NT_REDIS_URL": redis_url,
-        "NT_LOG_LEVEL": "DEBUG",  # plenty of log lines, all of which must go to stderr
-    }
+    # NT_LOG_LEVEL=DEBUG: plenty of log lines, all of which must go to stderr
+    env = server_env(tmp_path / "data", NT_DATABASE_URL=pg_url, NT_REDIS_URL=redis_url, NT_LOG_LEVEL="DEBUG")
     command = f"{shlex.quote(sys.executable)} -m nt_mcp serve | tee {shlex.quote(str(stdout_copy))}"
     params = StdioServerParameters(command="/bin/sh", args=["-c", command], env=env, cwd=str(tmp_path))
     async with Client(params, read_timeout_seconds=60) as client:
@@ -66,7 +62,7 @@ async def test_stdio_subprocess_speaks_only_json_rpc_on_stdout(tmp_path: Path, p
 
 
 async def test_zero_config_stdio_server_uses_sqlite_in_the_data_dir(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NT_")} | {"NT_DATA_HOME": str(tmp_path / "d")}
+    env = server_env(tmp_path / "d")
     params = StdioServerParameters(command=sys.executable, args=["-m", "nt_mcp", "serve"], env=env, cwd=str(tmp_path))
     async with Client(params, read_timeout_seconds=60) as client:
         status = await client.call_tool("server_status", {})

@@ -3,7 +3,6 @@ priced by the synthetic source), and the error paths through an in-memory client
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from nt_mcp.server.guard import Guard
 from nt_mcp.server.registry import all_tools
 from nt_mcp.tools.registry import Principal
 from nt_mcp.tools.services import Services
+from tests.cli import server_env
 from tests.fakes import SetPrices, use_paper_prices
 
 TRADING_TOOLS = {
@@ -41,7 +41,7 @@ def _ok(result: Any) -> dict[str, Any]:
 
 
 async def test_every_trading_tool_over_stdio(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NT_")} | {"NT_DATA_HOME": str(tmp_path / "d")}
+    env = server_env(tmp_path / "d")
     params = StdioServerParameters(command=sys.executable, args=["-m", "nt_mcp", "serve"], env=env, cwd=str(tmp_path))
     async with Client(params, read_timeout_seconds=60) as client:
         listed = {t.name: t for t in (await client.list_tools()).tools}

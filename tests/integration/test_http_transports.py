@@ -9,10 +9,7 @@ import hashlib
 import hmac
 import http.server
 import json
-import os
 import ssl
-import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,6 +24,7 @@ from mcp import Client
 from mcp.client.sse import sse_client
 
 from nt_mcp.server.certs import write_dev_pair
+from tests.cli import run_cli
 from tests.http_support import (
     INIT_BODY,
     MCP_HEADERS,
@@ -264,30 +262,16 @@ async def test_guard_budget_is_shared_by_two_replicas_on_one_redis(tmp_path: Pat
 # -- CLI ---------------------------------------------------------------------------------
 
 
-def _cli(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("NT_")}
-    clean |= {"NT_DATA_HOME": str(tmp_path / "data")} | env
-    return subprocess.run(
-        [sys.executable, "-m", "nt_mcp", *args],
-        env=clean,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        stdin=subprocess.DEVNULL,
-    )
-
-
 @pytest.mark.parametrize("transport", ["http", "sse"])
 def test_http_without_a_verifier_refuses_to_start(tmp_path: Path, transport: str) -> None:
-    result = _cli(tmp_path, "serve", "--transport", transport, "--port", str(free_port()))
+    result = run_cli(tmp_path, "serve", "--transport", transport, "--port", str(free_port()))
     assert result.returncode == 2
     assert "NT_JWT_SECRET" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_secret_and_public_key_together_are_refused(tmp_path: Path) -> None:
     (tmp_path / "k.pem").write_text("x")
-    result = _cli(
+    result = run_cli(
         tmp_path,
         "serve",
         "--transport",
@@ -300,7 +284,7 @@ def test_secret_and_public_key_together_are_refused(tmp_path: Path) -> None:
 
 def test_token_create_mints_a_verifiable_token(tmp_path: Path) -> None:
     secret = "cli-secret-0123456789abcdef-0123456789"
-    result = _cli(
+    result = run_cli(
         tmp_path,
         "token",
         "create",
@@ -318,20 +302,20 @@ def test_token_create_mints_a_verifiable_token(tmp_path: Path) -> None:
     claims = jwt.decode(token, secret, algorithms=["HS256"], audience="http://127.0.0.1:8000/mcp", issuer="nt-mcp")
     assert claims["sub"] == "bob" and claims["scope"] == "read trade"
     assert claims["exp"] - claims["iat"] == 900
-    bad = _cli(tmp_path, "token", "create", "--sub", "bob", "--scopes", "root", NT_JWT_SECRET=secret)
+    bad = run_cli(tmp_path, "token", "create", "--sub", "bob", "--scopes", "root", NT_JWT_SECRET=secret)
     assert bad.returncode == 2 and "unknown scope" in bad.stderr
-    no_secret = _cli(tmp_path, "token", "create", "--sub", "bob")
+    no_secret = run_cli(tmp_path, "token", "create", "--sub", "bob")
     assert no_secret.returncode == 2 and "NT_JWT_SECRET" in no_secret.stderr
 
 
 def test_certs_dev_writes_a_pair_for_localhost(tmp_path: Path) -> None:
     from cryptography import x509
 
-    result = _cli(tmp_path, "certs", "dev")
+    result = run_cli(tmp_path, "certs", "dev")
     assert result.returncode == 0, result.stderr
     cert = x509.load_pem_x509_certificate((tmp_path / "certs" / "dev-cert.pem").read_bytes())
     names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert "localhost" in names.get_values_for_type(x509.DNSName)
     assert oct((tmp_path / "certs" / "dev-key.pem").stat().st_mode & 0o777) == "0o600"
-    again = _cli(tmp_path, "certs", "dev")
+    again = run_cli(tmp_path, "certs", "dev")
     assert again.returncode == 2 and "--force" in again.stderr

@@ -294,18 +294,13 @@ async def test_a_constraint_violation_is_dead_lettered_at_once_and_later_rows_st
 
 def test_dlq_cli_lists_and_replays_the_spool(tmp_path: Path) -> None:
     import json
-    import os
-    import subprocess
-    import sys
 
     from nt_mcp.infra.spool import Spool
-
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NT_")} | {"NT_DATA_HOME": str(tmp_path / "data")}
+    from tests.cli import run_cli
 
     def cli(*args: str) -> list[dict[str, Any]]:
-        done = subprocess.run(
-            [sys.executable, "-m", "nt_mcp", *args], env=env, capture_output=True, text=True, timeout=60, check=True
-        )
+        done = run_cli(tmp_path, *args)
+        assert done.returncode == 0, done.stderr
         return [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
 
     cli("db", "upgrade")

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests.cli import run_cli
 
 
 @pytest.mark.parametrize(
@@ -19,16 +18,7 @@ import pytest
     ],
 )
 def test_alpaca_without_keys_exits_2_naming_them(tmp_path: Path, env: dict[str, str], named: str) -> None:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("NT_")}
-    result = subprocess.run(
-        [sys.executable, "-m", "nt_mcp", "serve"],
-        env=clean | {"NT_DATA_HOME": str(tmp_path)} | env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        stdin=subprocess.DEVNULL,
-    )
+    result = run_cli(tmp_path, "serve", **env)
     assert result.returncode == 2
     assert f"needs {named}" in result.stderr and "Traceback" not in result.stderr
     assert "PK123" not in result.stderr

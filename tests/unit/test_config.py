@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.cli import run_cli
 from tests.conftest import make_settings
 from tests.migrations import head_revision
 
@@ -37,20 +35,6 @@ def test_postgres_url_gets_the_asyncpg_driver(tmp_path: Path) -> None:
     assert settings.sqlalchemy_url == "postgresql+asyncpg://u:p@db:5432/nt"
 
 
-def _run_cli(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("NT_")}
-    clean |= {"NT_DATA_HOME": str(tmp_path / "data")} | env
-    return subprocess.run(
-        [sys.executable, "-m", "nt_mcp", *args],
-        env=clean,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        stdin=subprocess.DEVNULL,
-    )
-
-
 @pytest.mark.parametrize(
     ("env", "named"),
     [
@@ -65,7 +49,7 @@ def _run_cli(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProc
     ],
 )
 def test_bad_configuration_exits_2_with_one_clear_line(tmp_path: Path, env: dict[str, str], named: str) -> None:
-    result = _run_cli(tmp_path, "serve", **env)
+    result = run_cli(tmp_path, "serve", **env)
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
@@ -75,15 +59,15 @@ def test_bad_configuration_exits_2_with_one_clear_line(tmp_path: Path, env: dict
 
 
 def test_short_jwt_secret_is_not_echoed(tmp_path: Path) -> None:
-    result = _run_cli(tmp_path, "serve", NT_JWT_SECRET="hunter2-secret")
+    result = run_cli(tmp_path, "serve", NT_JWT_SECRET="hunter2-secret")
     assert result.returncode == 2
     assert "hunter2" not in result.stderr
 
 
 def test_version_and_db_upgrade(tmp_path: Path) -> None:
-    version = _run_cli(tmp_path, "--version")
+    version = run_cli(tmp_path, "--version")
     assert version.returncode == 0 and version.stdout.startswith("nt-mcp ")
-    upgrade = _run_cli(tmp_path, "db", "upgrade")
+    upgrade = run_cli(tmp_path, "db", "upgrade")
     assert upgrade.returncode == 0, upgrade.stderr
     assert f"sqlite at revision {head_revision()}" in upgrade.stdout
     assert (tmp_path / "data" / "nt-mcp.sqlite3").is_file()

@@ -336,8 +336,9 @@ class HttpApp:
         services = self.services
         if services is None or self.draining:
             return JSONResponse({"status": "unavailable", "checks": {}}, status_code=503)
-        reasons = await services.degraded_reasons()
-        checks = {"storage": (await services.db.health()).ok}
+        health = await services.db.health()
+        reasons = await services.degraded_reasons(health)
+        checks = {"storage": health.ok}
         if services.redis is not None:
             checks["redis"] = services.redis.healthy
         body = {

@@ -18,7 +18,7 @@ from nt_mcp.infra import migrate
 from nt_mcp.infra.audit import AuditLog
 from nt_mcp.infra.backtests import BacktestStore
 from nt_mcp.infra.cache import Cache, build_cache
-from nt_mcp.infra.db import Database
+from nt_mcp.infra.db import Database, Health
 from nt_mcp.infra.ratelimit import RateLimiter
 from nt_mcp.infra.redis_link import RedisLink
 from nt_mcp.infra.resilience import Upstreams
@@ -92,10 +92,11 @@ class Services:
     def uptime_s(self) -> float:
         return time.monotonic() - self.started_monotonic
 
-    async def degraded_reasons(self) -> list[str]:
-        """What is down right now, in words; empty when everything answers."""
+    async def degraded_reasons(self, health: Health | None = None) -> list[str]:
+        """What is down right now, in words; empty when everything answers. ``health``: a storage
+        probe the caller already made (else one is made here)."""
         reasons = []
-        health = await self.db.health()
+        health = health or await self.db.health()
         if not health.ok:
             reasons.append(
                 f"{health.backend} database unreachable ({health.detail}); writes that must "

@@ -50,8 +50,8 @@ async def server_status(ctx: ToolContext) -> ServerStatus:
     cache and rate-limit backends, uptime, and the calling principal with its scopes.
     Use it first to learn what this server can do and whether anything is degraded."""
     s = ctx.services
-    reasons = await s.degraded_reasons()
     health = await s.db.health()
+    reasons = await s.degraded_reasons(health)
     cache_ok = await s.cache.ping()
     failed: int | None = None
     if health.ok:
