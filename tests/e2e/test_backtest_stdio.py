@@ -27,7 +27,7 @@ async def test_fresh_stdio_server_answers_first_backtest_on_goog(tmp_path: Path)
             "run_backtest", {"strategy": "sma_crossover", "symbol": "GOOG", "params": {"fast": 10, "slow": 30}}
         )
         elapsed = time.perf_counter() - started
-    assert not result.is_error, result.structured_content
+    assert not result.is_error, result.content
     body = result.structured_content
     ours = run_strategy(goog_bars(), "sma_crossover", {"fast": 10, "slow": 30}, BacktestConfig())
     assert body["data"]["source"] == "files"  # the default with NT_DATA_DIR set and no Alpaca keys

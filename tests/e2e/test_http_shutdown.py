@@ -85,7 +85,7 @@ async def test_sigterm_lets_the_running_call_finish_and_exits_0(tmp_path: Path, 
                 await client.__aexit__(None, None, None)
         finally:
             await lock_conn.close()
-        assert not result.is_error, result.structured_content
+        assert not result.is_error, result.content
         assert result.structured_content["principal"] == "draining-user"
         assert [e["tool"] for e in result.structured_content["entries"]] == ["ping"]
         assert process.wait(timeout=30) == 0

@@ -13,6 +13,7 @@ from nt_mcp.config import Settings
 from nt_mcp.server.app import build_server
 from nt_mcp.tools.services import Services
 from tests.cli import server_env
+from tests.results import error_of
 
 FOUNDATION_TOOLS = {"server_status", "ping", "get_audit_log"}
 
@@ -44,6 +45,7 @@ async def test_stdio_subprocess_speaks_only_json_rpc_on_stdout(tmp_path: Path, p
         status = await client.call_tool("server_status", {})
         ping = await client.call_tool("ping", {"echo": "über"})
         bad = await client.call_tool("ping", {"echo": 42})
+        missing = await client.call_tool("no_such_tool", {"x": 1})
     assert names >= FOUNDATION_TOOLS
     assert status.structured_content["storage"] == {
         "backend": "postgresql",
@@ -54,7 +56,8 @@ async def test_stdio_subprocess_speaks_only_json_rpc_on_stdout(tmp_path: Path, p
     assert status.structured_content["cache"] == {"backend": "redis", "healthy": True}
     assert status.structured_content["rate_limit_backend"] == "redis"
     assert ping.structured_content["echo"] == "über"
-    assert bad.is_error and bad.structured_content["error"]["code"] == "VALIDATION_ERROR"
+    assert bad.is_error and error_of(bad)["code"] == "VALIDATION_ERROR"
+    assert error_of(missing)["code"] == "NOT_FOUND" and "no_such_tool" in error_of(missing)["message"]
     lines = stdout_copy.read_text().splitlines()
     assert len(lines) >= 4
     for line in lines:

@@ -18,6 +18,7 @@ from nt_mcp.tools.registry import Principal
 from nt_mcp.tools.services import Services
 from tests.cli import server_env
 from tests.fakes import SetPrices, use_paper_prices
+from tests.results import error_of
 
 TRADING_TOOLS = {
     "get_account",
@@ -34,7 +35,7 @@ TRADING_TOOLS = {
 
 
 def _ok(result: Any) -> dict[str, Any]:
-    assert not result.is_error, result.structured_content
+    assert not result.is_error, result.content
     body = dict(result.structured_content)
     assert body["mode"] == "paper" and body["broker"] == "paper"
     return body
@@ -55,7 +56,7 @@ async def test_every_trading_tool_over_stdio(tmp_path: Path) -> None:
         assert all(b["l"] <= min(b["o"], b["c"]) and b["h"] >= max(b["o"], b["c"]) for b in bars["bars"])
         assert [b["t"] for b in bars["bars"]] == sorted(b["t"] for b in bars["bars"])
         bad = await client.call_tool("get_bars", {"symbol": "SPY", "timeframe": "1Week"})
-        assert bad.is_error and bad.structured_content["error"]["context"]["argument"] == "timeframe"
+        assert bad.is_error and error_of(bad)["context"]["argument"] == "timeframe"
         account = _ok(await client.call_tool("get_account", {}))
         assert account["cash"] == "100000" and account["price_source"] == "synthetic"
         bought = _ok(await client.call_tool("place_order", {"symbol": "AAPL", "side": "buy", "qty": 3}))
@@ -128,7 +129,7 @@ async def test_bad_qty_names_the_argument_and_changes_nothing(services: Services
         ]:
             result = await client.call_tool("place_order", args)
             assert result.is_error, args
-            error = result.structured_content["error"]
+            error = error_of(result)
             assert error["code"] == "VALIDATION_ERROR" and error["context"]["argument"] == argument, (args, error)
         account = (await client.call_tool("get_account", {})).structured_content
     assert await _order_rows(services) == 0
@@ -140,7 +141,7 @@ async def test_read_only_scope_cannot_place_orders(services: Services) -> None:
     use_paper_prices(services, SetPrices(AAPL="100"))
     async with _client(services, {"read"}) as client:
         result = await client.call_tool("place_order", {"symbol": "AAPL", "side": "buy", "qty": 1})
-        assert result.is_error and result.structured_content["error"]["code"] == "FORBIDDEN"
+        assert result.is_error and error_of(result)["code"] == "FORBIDDEN"
         assert not (await client.call_tool("get_account", {})).is_error
     assert await _order_rows(services) == 0
 
@@ -152,6 +153,6 @@ async def test_a_risk_refusal_has_its_own_code(services: Services) -> None:
     use_paper_prices(services, SetPrices(AAPL="100"), limits=build_risk_limits(services.settings))
     async with _client(services, {"read", "trade"}) as client:
         result = await client.call_tool("place_order", {"symbol": "AAPL", "side": "buy", "qty": 1})
-    error = result.structured_content["error"]
+    error = error_of(result)
     assert error["code"] == "RISK_MAX_NOTIONAL" and "50" in error["message"]
     assert await _order_rows(services) == 0

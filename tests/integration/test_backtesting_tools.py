@@ -28,6 +28,7 @@ from nt_mcp.tools import optimization
 from nt_mcp.tools.charts import equity_curve_png
 from nt_mcp.tools.registry import Principal, ToolContext
 from nt_mcp.tools.services import Services
+from tests.results import error_of
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -72,8 +73,7 @@ def _client(services: Services, subject: str = "local-operator") -> Client:
 
 
 def _error(result: Any) -> dict[str, Any]:
-    assert result.is_error, result.structured_content
-    return dict(result.structured_content["error"])
+    return error_of(result)
 
 
 async def test_strategies_are_listed_with_bounds_and_rules(stack: Services) -> None:
@@ -114,7 +114,7 @@ async def test_run_backtest_on_goog_file_equals_the_engine_and_is_stored(stack: 
                 "commission": 0.001,
             },
         )
-        assert not result.is_error, result.structured_content
+        assert not result.is_error, result.content
         body = result.structured_content
         page1 = await client.call_tool("get_backtest", {"backtest_id": body["backtest_id"], "trades_limit": 5})
         page2 = await client.call_tool(
@@ -261,7 +261,7 @@ async def test_optimize_sma_grid_reports_train_and_test_with_progress(stack: Ser
             },
             progress_callback=on_progress,
         )
-    assert not result.is_error, result.structured_content
+    assert not result.is_error, result.content
     body = result.structured_content
     assert body["method"] == "sma_sweep"
     assert body["combinations"] == 100 and body["evaluated"] + body["skipped_invalid"] == 100

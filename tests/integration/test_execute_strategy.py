@@ -18,6 +18,7 @@ from nt_mcp.domain.strategies import STRATEGIES
 from nt_mcp.infra.schema import orders, strategy_runs
 from nt_mcp.server.app import build_server
 from nt_mcp.tools.services import Services
+from tests.results import error_of
 
 
 async def _count(services: Services, table: sa.Table) -> int:
@@ -26,7 +27,7 @@ async def _count(services: Services, table: sa.Table) -> int:
 
 
 def _body(result: Any) -> dict[str, Any]:
-    assert not result.is_error, result.structured_content
+    assert not result.is_error, result.content
     return dict(result.structured_content)
 
 
@@ -120,7 +121,7 @@ async def test_bad_input_names_the_argument_and_records_nothing(services: Servic
         for args, argument in cases:
             result = await client.call_tool("execute_strategy", args | {"dry_run": False})
             assert result.is_error, args
-            error = result.structured_content["error"]
+            error = error_of(result)
             assert error["code"] == "VALIDATION_ERROR" and error["context"]["argument"] == argument, error
     assert await _count(services, orders) == 0
     assert await _count(services, strategy_runs) == 0
@@ -135,5 +136,5 @@ async def test_a_read_only_principal_cannot_execute(services: Services) -> None:
     server = NtMCPServer(Guard(services, Principal("viewer", frozenset({"read"}))), all_tools())
     async with Client(server) as client:
         result = await client.call_tool("execute_strategy", {"strategy": "momentum", "symbols": ["SPY"]})
-    assert result.is_error and result.structured_content["error"]["code"] == "FORBIDDEN"
+    assert result.is_error and error_of(result)["code"] == "FORBIDDEN"
     assert datetime.now(UTC)  # the call returned promptly with the refusal

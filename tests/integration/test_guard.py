@@ -18,6 +18,7 @@ from nt_mcp.server.guard import Guard
 from nt_mcp.tools.registry import Principal, ToolContext, tool
 from nt_mcp.tools.services import Services
 from tests.conftest import make_settings
+from tests.results import error_of
 
 
 class Echo(BaseModel):
@@ -76,7 +77,7 @@ def _client(services: Services, scopes: set[str]) -> Client:
 
 def _error(result: Any) -> dict[str, Any]:
     assert result.is_error
-    return dict(result.structured_content["error"])
+    return error_of(result)
 
 
 async def test_scope_denied_runs_nothing(stack: Services) -> None:

@@ -26,6 +26,7 @@ from tests.http_support import (
     mcp_transport,
     serve_in_thread,
 )
+from tests.results import error_of
 
 
 class Moved(BaseModel):
@@ -86,7 +87,7 @@ async def test_read_only_token_calling_a_trade_tool_is_forbidden(running: Runnin
         allowed = await client.call_tool("ping", {})
         orders = await client.call_tool("get_orders", {"status": "all"})
     assert result.is_error
-    error = result.structured_content["error"]
+    error = error_of(result)
     assert error["code"] == "FORBIDDEN" and error["context"] == {"required_scope": "trade"}
     assert not allowed.is_error
     assert orders.structured_content["orders"] == []  # nothing was placed
@@ -96,7 +97,7 @@ async def test_trade_token_may_place_an_order(running: Running) -> None:
     token = make_token(running.settings, scope="read trade", sub="trader")
     async with Client(mcp_transport(running.mcp_url, token)) as client:
         result = await client.call_tool("place_order", {"symbol": "AAPL", "side": "buy", "qty": 2})
-    assert not result.is_error, result.structured_content
+    assert not result.is_error, result.content
     assert result.structured_content["order"]["status"] == "filled" and result.structured_content["mode"] == "paper"
 
 
@@ -104,7 +105,7 @@ async def test_token_without_read_scope_cannot_read_status(running: Running) -> 
     token = make_token(running.settings, scope="trade")
     async with Client(mcp_transport(running.mcp_url, token)) as client:
         result = await client.call_tool("server_status", {})
-    assert result.is_error and result.structured_content["error"]["code"] == "FORBIDDEN"
+    assert result.is_error and error_of(result)["code"] == "FORBIDDEN"
 
 
 async def test_expired_within_leeway_is_accepted(running: Running) -> None:

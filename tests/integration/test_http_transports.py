@@ -34,6 +34,7 @@ from tests.http_support import (
     mcp_transport,
     serve_in_thread,
 )
+from tests.results import error_of
 from tests.servers import free_port
 
 
@@ -255,7 +256,7 @@ async def test_guard_budget_is_shared_by_two_replicas_on_one_redis(tmp_path: Pat
             fourth = await client.call_tool("ping", {})
             other_tool = await client.call_tool("server_status", {})
     assert not any(r.is_error for r in first_two) and not third.is_error
-    assert fourth.is_error and fourth.structured_content["error"]["code"] == "RATE_LIMITED"
+    assert fourth.is_error and error_of(fourth)["code"] == "RATE_LIMITED"
     assert not other_tool.is_error  # the budget is per principal and tool
 
 

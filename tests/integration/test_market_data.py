@@ -351,7 +351,7 @@ async def test_run_backtest_on_alpaca_bars_through_the_mcp_client(alpaca_stack: 
                 "end": "2024-02-29",
             },
         )
-    assert not result.is_error, result.structured_content
+    assert not result.is_error, result.content
     data = result.structured_content["data"]
     assert data["source"] == "alpaca" and data["synthetic"] is False and data["bars"] == 28
     assert "iex feed" in data["detail"]

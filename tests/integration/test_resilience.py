@@ -196,7 +196,7 @@ async def test_redis_stopped_during_200_calls_degrades_and_recovers(own_redis: R
             started = time.perf_counter()
             result = await client.call_tool("ping", {"echo": str(i)})
             slowest = max(slowest, time.perf_counter() - started)
-            assert not result.is_error, result.structured_content
+            assert not result.is_error, result.content
             answered += result.structured_content["echo"] == str(i)
         restarted = RedisServer.start(port=own_redis.port)
         try:

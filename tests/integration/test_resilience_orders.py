@@ -19,6 +19,7 @@ from tests.alpaca_fake import TRADING, AlpacaFake
 from tests.conftest import create_database, make_settings
 from tests.integration.test_alpaca_broker import alpaca_settings
 from tests.integration.test_resilience import eventually
+from tests.results import error_of
 from tests.servers import PostgresServer
 
 ORDERS = 100
@@ -53,7 +54,7 @@ async def test_postgres_stopped_during_100_paper_orders_loses_and_duplicates_not
                 "place_order", {"symbol": "AAPL", "side": "buy", "qty": 1, "idempotency_key": key}
             )
             if result.is_error:
-                refused[key] = result.structured_content["error"]
+                refused[key] = error_of(result)
             else:
                 placed[key] = result.structured_content["order"]["id"]
         await eventually(lambda: not services.spool.pending(), timeout_s=20)
@@ -71,7 +72,7 @@ async def test_postgres_stopped_during_100_paper_orders_loses_and_duplicates_not
             retry = await client.call_tool(
                 "place_order", {"symbol": "AAPL", "side": "buy", "qty": 1, "idempotency_key": key}
             )
-            assert not retry.is_error, retry.structured_content
+            assert not retry.is_error, retry.content
             placed[key] = retry.structured_content["order"]["id"]
         positions = await client.call_tool("get_positions", {})
 
@@ -113,10 +114,10 @@ async def test_alpaca_500s_open_the_breaker_then_calls_fail_fast_without_request
             recovered = await client.call_tool("get_account", {})
             status = await client.call_tool("server_status", {})
         await services.close()
-    assert first.structured_content["error"]["code"] == "EXTERNAL_API_ERROR"
+    assert error_of(first)["code"] == "EXTERNAL_API_ERROR"
     assert requests_when_open == 4  # 2 calls x 2 attempts = fail_max: the breaker opened
     for result in fast:
-        error = result.structured_content["error"]
+        error = error_of(result)
         assert error["code"] == "SERVICE_UNAVAILABLE" and error["context"]["service"] == "alpaca-trading"
         assert 0 < error["retry_after_s"] <= 0.6
     assert second.is_error and elapsed < 1.0  # failing fast, not waiting on retries

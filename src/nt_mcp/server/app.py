@@ -2,7 +2,8 @@
 
 This is the one module that touches the SDK's MCPServer internals: `NtMCPServer.call_tool`
 turns the SDK's argument-validation failure (a ToolError caused by a pydantic ValidationError)
-into the same typed ``VALIDATION_ERROR`` result every other failure gets.
+into the same typed ``VALIDATION_ERROR`` result every other failure gets, and a call to a tool
+that does not exist into ``NOT_FOUND`` (instead of the SDK's bare text).
 """
 
 from __future__ import annotations
@@ -23,8 +24,9 @@ from nt_mcp.tools.services import Services
 
 INSTRUCTIONS = (
     "nt-mcp gives you real trading tools. Every number is computed by the server or read from an "
-    "upstream service and says where it came from. Failed calls return {'error': {code, message, "
-    "retryable, retry_after_s}}: read the code, fix the named argument or wait retry_after_s. "
+    "upstream service and says where it came from. Failed calls (isError) return the text "
+    "{'error': {code, message, retryable, retry_after_s}}: read the code, fix the named argument "
+    "or wait retry_after_s. "
     "Call server_status first to see the trading mode (paper or live) and what is configured."
 )
 
@@ -47,22 +49,23 @@ class NtMCPServer(MCPServer[Any]):
         self, name: str, arguments: dict[str, Any], context: Context[Any, Any] | None = None
     ) -> CallToolResult | InputRequiredResult:
         spec = self.specs.get(name)
-        if spec is not None:
-            unknown = sorted(set(arguments) - set(spec.argument_names))
-            if unknown:
-                return await self.guard.refuse(
-                    spec,
-                    ToolValidationError(
-                        f"Unknown argument(s) {', '.join(unknown)}; '{name}' takes "
-                        f"{', '.join(spec.argument_names) or 'no arguments'}.",
-                        argument=unknown[0],
-                    ),
-                    arguments,
-                )
+        if spec is None:
+            return await self.guard.unknown_tool(name, arguments)
+        unknown = sorted(set(arguments) - set(spec.argument_names))
+        if unknown:
+            return await self.guard.refuse(
+                spec,
+                ToolValidationError(
+                    f"Unknown argument(s) {', '.join(unknown)}; '{name}' takes "
+                    f"{', '.join(spec.argument_names) or 'no arguments'}.",
+                    argument=unknown[0],
+                ),
+                arguments,
+            )
         try:
             return await super().call_tool(name, arguments, context)
         except ToolError as error:
-            if spec is not None and isinstance(error.__cause__, pydantic.ValidationError):
+            if isinstance(error.__cause__, pydantic.ValidationError):
                 return await self.guard.refuse(spec, describe_validation_error(error.__cause__), arguments)
             raise
 

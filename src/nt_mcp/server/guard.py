@@ -2,9 +2,12 @@
 
 principal -> scope -> rate limit -> handler (with a deadline) -> error mapping -> metrics -> audit row.
 
-A `TradingError` becomes an ``isError`` result whose structured content is
-``{"error": {"code", "message", "retryable", "retry_after_s"?, ...}}``. Any other exception becomes
-``INTERNAL`` with a correlation id; its traceback goes to the log (stderr), never to the client.
+A `TradingError` becomes an ``isError`` result carrying the error envelope
+``{"error": {"code", "message", "retryable", "retry_after_s"?, ...}}`` as the JSON text of its one
+content block and under ``_meta["nt-mcp/error"]``, and with no ``structuredContent``: a tool's
+``outputSchema`` describes its successful answer, and clients that validate structured content
+(the TypeScript SDK, MCP Inspector) would otherwise reject every error result. Any other exception
+becomes ``INTERNAL`` with a correlation id; its traceback goes to the log (stderr), never to the client.
 """
 
 from __future__ import annotations
@@ -21,7 +24,14 @@ import pydantic
 from mcp.server.auth.middleware.auth_context import get_access_token
 from mcp_types import CallToolResult, TextContent
 
-from nt_mcp.errors import AuthenticationError, AuthorizationError, InternalError, RateLimitError, TradingError
+from nt_mcp.errors import (
+    AuthenticationError,
+    AuthorizationError,
+    InternalError,
+    NotFoundError,
+    RateLimitError,
+    TradingError,
+)
 from nt_mcp.errors import ValidationError as ToolValidationError
 from nt_mcp.infra.audit import AuditRow
 from nt_mcp.infra.observability import RATE_LIMIT_REJECTIONS, TOOL_CALLS, TOOL_LATENCY
@@ -36,10 +46,16 @@ class ToolTimeoutError(TradingError):
     retryable = True
 
 
+ERROR_META_KEY = "nt-mcp/error"
+
+
 def error_result(error: TradingError) -> CallToolResult:
-    body = {"error": error.to_dict()}
+    """The ``isError`` result for ``error``: the envelope as text and in ``_meta``, no structured content."""
+    envelope = error.to_dict()
     return CallToolResult(
-        content=[TextContent(type="text", text=json.dumps(body))], structured_content=body, is_error=True
+        content=[TextContent(type="text", text=json.dumps({"error": envelope}))],
+        is_error=True,
+        _meta={ERROR_META_KEY: envelope},
     )
 
 
@@ -133,6 +149,18 @@ class Guard:
         except AuthenticationError:
             subject = "anonymous"
         await self.record(spec.name, subject, failure.code, started, correlation_id, arguments)
+        return error_result(failure)
+
+    async def unknown_tool(self, name: str, arguments: dict[str, Any]) -> CallToolResult:
+        """Answer a call to a tool this server does not have, in the same envelope as every failure."""
+        correlation_id = uuid.uuid4().hex[:16]
+        started = time.perf_counter()
+        try:
+            subject = self.resolve_principal().subject
+        except AuthenticationError:
+            subject = "anonymous"
+        failure = NotFoundError(f"There is no tool named {name[:100]!r}; tools/list names every tool.")
+        await self.record("(unknown)", subject, failure.code, started, correlation_id, {"tool": name[:100]})
         return error_result(failure)
 
     async def record(
