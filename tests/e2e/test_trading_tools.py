@@ -55,6 +55,13 @@ async def test_every_trading_tool_over_stdio(tmp_path: Path) -> None:
         assert bars["count"] == 30 and bars["price_source"] == "synthetic"
         assert all(b["l"] <= min(b["o"], b["c"]) and b["h"] >= max(b["o"], b["c"]) for b in bars["bars"])
         assert [b["t"] for b in bars["bars"]] == sorted(b["t"] for b in bars["bars"])
+        # a plain date and a naive time are UTC (a plain date used to fail with INTERNAL)
+        dated = _ok(await client.call_tool("get_bars", {"symbol": "AAPL", "start": "2024-01-01", "end": "2024-02-01"}))
+        assert dated["count"] == 24 and dated["bars"][0]["t"].startswith("2024-01-01")  # weekdays, both ends
+        naive = _ok(await client.call_tool("get_bars", {"symbol": "AAPL", "start": "2024-01-01T00:00"}))
+        assert naive["count"] == 100
+        too_old = await client.call_tool("get_bars", {"symbol": "AAPL", "end": "0001-06-01"})
+        assert error_of(too_old)["context"]["argument"] == "end" and "1970-01-01" in error_of(too_old)["message"]
         bad = await client.call_tool("get_bars", {"symbol": "SPY", "timeframe": "1Week"})
         assert bad.is_error and error_of(bad)["context"]["argument"] == "timeframe"
         account = _ok(await client.call_tool("get_account", {}))

@@ -32,6 +32,7 @@ from nt_mcp.domain.errors import DomainValueError
 from nt_mcp.domain.strategies import STRATEGIES, StrategySpec, get_strategy, run_strategy
 from nt_mcp.errors import NotFoundError, ValidationError
 from nt_mcp.infra.backtests import StoredBacktest
+from nt_mcp.tools.arguments import DATETIME_HELP, OptionalUtcDateTime
 from nt_mcp.tools.charts import equity_curve_png
 from nt_mcp.tools.registry import ToolContext, ToolReply, tool
 
@@ -68,15 +69,15 @@ SymbolArg = Annotated[
     ),
 ]
 StartArg = Annotated[
-    datetime | None,
+    OptionalUtcDateTime,
     Field(
-        description="First bar to include: ISO 8601 date or time, UTC when no offset is given. Default: one "
-        "year before `end`; with data_source=files, the file's first bar."
+        description=f"First bar to include ({DATETIME_HELP}). Default: one year before `end`; with "
+        "data_source=files, the file's first bar."
     ),
 ]
 EndArg = Annotated[
-    datetime | None,
-    Field(description="Last bar to include (inclusive), ISO 8601, UTC when no offset. Default: now."),
+    OptionalUtcDateTime,
+    Field(description=f"Last bar to include, inclusive ({DATETIME_HELP}). Default: now."),
 ]
 TimeframeArg = Annotated[
     Timeframe, Field(description="Bar length. Ignored by data_source=files, whose bars are as stored in the file.")
@@ -299,10 +300,6 @@ def _trade_out(t: Trade) -> TradeOut:
     )
 
 
-def _utc(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
 def strategy_spec(name: str) -> StrategySpec:
     """The registered strategy ``name``, or a VALIDATION_ERROR naming ``strategy``."""
     try:
@@ -370,9 +367,9 @@ def _settings_out(cfg: BacktestConfig) -> BacktestSettingsOut:
 
 
 def _range(source: str, timeframe: str, start: datetime | None, end: datetime | None) -> tuple[datetime, datetime]:
-    end_u = _utc(end) if end is not None else datetime.now(UTC)
+    end_u = end if end is not None else datetime.now(UTC)
     default_start = EPOCH if source == "files" else end_u - timedelta(days=365)
-    start_u = default_start if start is None else _utc(start)
+    start_u = default_start if start is None else start
     if start_u > end_u:
         raise ValidationError(f"start ({start_u.isoformat()}) is after end ({end_u.isoformat()})", argument="start")
     if source != "files":
@@ -514,7 +511,7 @@ async def run_backtest(
     started = time.perf_counter()
     spec = strategy_spec(strategy)
     checked = validated_params(spec, params)
-    if start is not None and end is not None and _utc(start) > _utc(end):
+    if start is not None and end is not None and start > end:
         raise ValidationError(f"start ({start.isoformat()}) is after end ({end.isoformat()})", argument="start")
     cfg = _config(
         initial_cash, commission, commission_per_order, slippage_bps, sizing, size,

@@ -51,7 +51,6 @@ from nt_mcp.tools.backtesting import (
     _load,
     _provenance,
     _run,
-    _utc,
     strategy_spec,
 )
 from nt_mcp.tools.registry import ToolContext, tool
@@ -313,7 +312,7 @@ async def optimize_strategy(
         if unknown:
             raise ValidationError(f"{unknown[0]!r} is not a parameter of {spec.name}", argument="params")
     grid = _grid(spec, param_grid, param_ranges, params)
-    if start is not None and end is not None and _utc(start) > _utc(end):
+    if start is not None and end is not None and start > end:
         raise ValidationError(f"start ({start.isoformat()}) is after end ({end.isoformat()})", argument="start")
     cfg = _config(
         initial_cash, commission, commission_per_order, slippage_bps, sizing, size,

@@ -18,6 +18,7 @@ from nt_mcp.adapters.brokers.base import Account, Order, Position
 from nt_mcp.adapters.brokers.executor import ExecutionRequest
 from nt_mcp.adapters.brokers.router import OrderParams, Placed, normalise_symbol
 from nt_mcp.errors import ValidationError
+from nt_mcp.tools.arguments import DATETIME_HELP, OptionalUtcDateTime
 from nt_mcp.tools.backtesting import strategy_spec, validated_params
 from nt_mcp.tools.registry import ToolContext, tool
 
@@ -163,8 +164,10 @@ async def get_bars(
     ctx: ToolContext,
     symbol: Annotated[str, Field(min_length=1, max_length=16, description="Ticker, e.g. AAPL.")],
     timeframe: Annotated[Literal["1Min", "5Min", "15Min", "1Hour", "1Day"], Field(description="Bar size.")] = "1Day",
-    start: Annotated[datetime | None, Field(description="UTC start (default: end minus 100 bars).")] = None,
-    end: Annotated[datetime | None, Field(description="UTC end (default: now).")] = None,
+    start: Annotated[
+        OptionalUtcDateTime, Field(description=f"First bar ({DATETIME_HELP}). Default: end minus `limit` bars.")
+    ] = None,
+    end: Annotated[OptionalUtcDateTime, Field(description=f"Last bar ({DATETIME_HELP}). Default: now.")] = None,
     limit: Annotated[int, Field(ge=1, le=10_000, description="At most this many bars (the latest).")] = 100,
 ) -> BarsResult:
     """OHLCV bars of a symbol from the configured market data source (price_source says which;
