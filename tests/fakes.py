@@ -8,12 +8,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from nt_mcp.adapters.brokers.executor import StrategyExecutor
 from nt_mcp.adapters.brokers.paper import PaperBroker, PaperConfig
-from nt_mcp.adapters.brokers.router import OrderRouter
 from nt_mcp.adapters.data.market import Quote
 from nt_mcp.domain.risk_limits import RiskLimits
 from nt_mcp.errors import NotFoundError
+from nt_mcp.services.order_router import OrderRouter
+from nt_mcp.services.strategy_executor import StrategyExecutor
 from nt_mcp.tools.services import Services
 
 

@@ -14,7 +14,6 @@ import sqlalchemy as sa
 
 from nt_mcp.adapters.brokers.alpaca import AlpacaBroker, build_trading_client
 from nt_mcp.adapters.brokers.base import client_order_id_for
-from nt_mcp.adapters.brokers.router import OrderParams
 from nt_mcp.config import Settings
 from nt_mcp.errors import (
     BusinessLogicError,
@@ -24,6 +23,7 @@ from nt_mcp.errors import (
     ValidationError,
 )
 from nt_mcp.infra.schema import orders
+from nt_mcp.services.order_router import OrderParams
 from nt_mcp.tools.services import Services
 from tests.alpaca_fake import LIVE_TRADING, AlpacaFake, read_timeout, server_error
 from tests.conftest import make_settings

@@ -13,10 +13,10 @@ import numpy as np
 import sqlalchemy as sa
 from mcp import Client
 
-from nt_mcp.adapters.brokers.executor import current_direction
 from nt_mcp.domain.strategies import STRATEGIES
 from nt_mcp.infra.schema import orders, strategy_runs
 from nt_mcp.server.app import build_server
+from nt_mcp.services.strategy_executor import current_direction
 from nt_mcp.tools.services import Services
 from tests.results import error_of
 

@@ -12,12 +12,12 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
 from nt_mcp.adapters.brokers.paper import PaperBroker
-from nt_mcp.adapters.brokers.router import OrderRouter
 from nt_mcp.infra import migrate
 from nt_mcp.infra.audit import AuditLog
 from nt_mcp.infra.backtests import BacktestStore
 from nt_mcp.infra.db import Database
 from nt_mcp.infra.spool import Replayer
+from nt_mcp.services.order_router import OrderRouter
 from tests.conftest import make_settings
 
 NOW = datetime(2026, 11, 1, tzinfo=UTC)

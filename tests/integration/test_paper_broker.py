@@ -9,11 +9,11 @@ import pytest
 import sqlalchemy as sa
 
 from nt_mcp.adapters.brokers.paper import PaperConfig
-from nt_mcp.adapters.brokers.router import OrderParams
 from nt_mcp.config import Settings
 from nt_mcp.domain.risk_limits import RiskLimits
 from nt_mcp.errors import BusinessLogicError, NotFoundError
 from nt_mcp.infra.schema import fills, orders
+from nt_mcp.services.order_router import OrderParams
 from nt_mcp.tools.services import Services
 from tests.fakes import SetPrices, use_paper_prices
 

@@ -10,8 +10,6 @@ from typing import Any
 
 from nt_mcp import __version__
 from nt_mcp.adapters.brokers.base import Broker
-from nt_mcp.adapters.brokers.executor import StrategyExecutor
-from nt_mcp.adapters.brokers.router import OrderRouter
 from nt_mcp.adapters.data.market import MarketData, MarketDataHub
 from nt_mcp.config import Settings
 from nt_mcp.infra import migrate
@@ -23,6 +21,8 @@ from nt_mcp.infra.ratelimit import RateLimiter
 from nt_mcp.infra.redis_link import RedisLink
 from nt_mcp.infra.resilience import Upstreams
 from nt_mcp.infra.spool import DurableWriter, Replayer, Spool
+from nt_mcp.services.order_router import OrderRouter
+from nt_mcp.services.strategy_executor import StrategyExecutor
 
 
 @dataclass

@@ -15,9 +15,9 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, Field
 
 from nt_mcp.adapters.brokers.base import Account, Order, Position
-from nt_mcp.adapters.brokers.executor import ExecutionRequest
-from nt_mcp.adapters.brokers.router import OrderParams, Placed, normalise_symbol
 from nt_mcp.errors import ValidationError
+from nt_mcp.services.order_router import OrderParams, Placed, normalise_symbol
+from nt_mcp.services.strategy_executor import ExecutionRequest
 from nt_mcp.tools.arguments import DATETIME_HELP, OptionalUtcDateTime
 from nt_mcp.tools.backtesting import strategy_spec, validated_params
 from nt_mcp.tools.registry import ToolContext, tool

@@ -32,13 +32,13 @@ from typing import Any
 import numpy as np
 import sqlalchemy as sa
 
-from nt_mcp.adapters.brokers.router import OrderParams, OrderRouter, build_request, normalise_symbol
 from nt_mcp.adapters.data.market import MarketData
 from nt_mcp.domain.strategies import StrategySpec
 from nt_mcp.errors import BusinessLogicError, TradingError, ValidationError
 from nt_mcp.infra.db import Database
 from nt_mcp.infra.schema import strategy_runs
 from nt_mcp.infra.spool import DurableWriter
+from nt_mcp.services.order_router import OrderParams, OrderRouter, build_request, normalise_symbol
 
 BAR_SECONDS = {"1Min": 60, "5Min": 300, "15Min": 900, "1Hour": 3600, "1Day": 86400}
 
