@@ -13,7 +13,7 @@ CREATE INDEX IF NOT EXISTS ix_audit_log_failures_ts ON audit_log (ts DESC) WHERE
 -- Partial: resolved letters drop out of the index.
 CREATE INDEX IF NOT EXISTS ix_dead_letters_unresolved ON dead_letters (id) WHERE resolved_at IS NULL;
 
--- nt_mcp.adapters.brokers.router.OrderRouter.orders_since_query: orders a principal placed today
+-- nt_mcp.services.order_router.OrderRouter.orders_since_query: orders a principal placed today
 -- (the max-orders-per-day risk check); also nt_mcp.adapters.brokers.paper.PaperBroker.list_orders_query.
 CREATE INDEX IF NOT EXISTS ix_orders_principal_created ON orders (principal, created_at DESC);
 
