@@ -29,6 +29,8 @@ class AlpacaFake:
         self.assets = {"AAPL", "MSFT", "SPY"}
         self.price = "187.50"
         self.market_open = True
+        self.equity = "100000"
+        self.last_equity = "100000"  # the equity at the previous trading day's close
         # called after the fake registered a POSTed order: raise to lose the response, or return
         # (status, body) to answer with an error although the order exists
         self.fail_next_post: Callable[[dict[str, Any]], tuple[int, dict[str, Any]] | None] | None = None
@@ -67,8 +69,8 @@ class AlpacaFake:
             "currency": "USD",
             "cash": "100000",
             "buying_power": "400000",
-            "equity": "100000",
-            "last_equity": "100000",
+            "equity": self.equity,
+            "last_equity": self.last_equity,
             "portfolio_value": "100000",
             "trading_blocked": False,
             "account_blocked": False,

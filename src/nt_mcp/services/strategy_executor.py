@@ -191,7 +191,7 @@ class StrategyExecutor:
                         "params": row["params"],
                         "dry_run": row["dry_run"],
                     }  # a run recorded before revision 0003
-                    check_same_request(recorded, {k: fields[k] for k in recorded}, "strategy run")
+                    check_same_request(recorded, {k: v for k, v in fields.items() if k in recorded}, "strategy run")
                     if row["status"] != RUNNING:
                         return row, True
                     owner_gone = self.claims.abandoned(row["claimed_by"], _aware(row["claimed_at"]), datetime.now(UTC))
