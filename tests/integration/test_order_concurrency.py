@@ -153,3 +153,20 @@ async def test_concurrent_short_sales_never_exceed_buying_power(services: Servic
     assert len(accepted) == 9
     assert {r.code for r in results if isinstance(r, TradingError)} == {"INSUFFICIENT_BUYING_POWER"}
     assert (await services.broker.get_account(ME)).buying_power == D(100_000) - 9 * D(10_300)
+
+
+async def test_close_position_keys_stand_for_the_close_request(services: Services) -> None:
+    use_paper_prices(services, SetPrices(AAPL="100"))
+    await services.orders.place(ME, _params(qty=D(8)), "open")
+    with pytest.raises(ValidationError) as reused:
+        await services.orders.close_position(ME, "AAPL", None, None, "open")  # a place_order key
+    assert reused.value.code == "IDEMPOTENCY_KEY_REUSED" and reused.value.context["field"] == "tool"
+    calls = [services.orders.close_position(ME, "AAPL", None, D(50), "half") for _ in range(5)]
+    closes = await _gather(calls)
+    assert all(isinstance(c, Placed) for c in closes)
+    assert sorted(c.replayed for c in closes) == [False] + [True] * 4  # type: ignore[union-attr]
+    (position,) = await services.broker.get_positions(ME)
+    assert position.qty == D(4)  # closed half once, not five times
+    with pytest.raises(ValidationError) as other:
+        await services.orders.close_position(ME, "AAPL", None, D(25), "half")
+    assert other.value.context["field"] == "percentage"
