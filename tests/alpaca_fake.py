@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -35,6 +36,7 @@ class AlpacaFake:
         # (status, body) to answer with an error although the order exists
         self.fail_next_post: Callable[[dict[str, Any]], tuple[int, dict[str, Any]] | None] | None = None
         self.accept_posts = True
+        self.post_delay_s = 0.0  # a slow order endpoint (the request is registered after the delay)
         m, b = mocker, re.escape(base)
         m.get(re.compile(f"{b}/account$"), json=self._account)
         m.get(re.compile(f"{b}/positions$"), json=[])
@@ -146,6 +148,7 @@ class AlpacaFake:
         }
 
     def _submit(self, request: Any, context: Any) -> dict[str, Any]:
+        time.sleep(self.post_delay_s)  # requests-mock runs this in alpaca-py's worker thread
         body = json.loads(request.body)
         if any(o["client_order_id"] == body.get("client_order_id") for o in self.orders.values()):
             return self._error(context, 422, 40010001, "client_order_id must be unique")

@@ -226,6 +226,7 @@ def test_paper_config_never_builds_a_live_client(tmp_path: Any, monkeypatch: pyt
 
 
 async def test_twenty_concurrent_calls_with_one_key_post_once(alpaca: Services, fake: AlpacaFake) -> None:
+    fake.post_delay_s = 0.3
     results = await asyncio.gather(*(alpaca.orders.place(ME, _buy(), "together") for _ in range(20)))
     assert fake.posts() == 1 and len(fake.orders) == 1
     assert sorted(r.replayed for r in results) == [False] + [True] * 19
