@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -29,10 +30,13 @@ class AlpacaFake:
         self.assets = {"AAPL", "MSFT", "SPY"}
         self.price = "187.50"
         self.market_open = True
+        self.equity = "100000"
+        self.last_equity = "100000"  # the equity at the previous trading day's close
         # called after the fake registered a POSTed order: raise to lose the response, or return
         # (status, body) to answer with an error although the order exists
         self.fail_next_post: Callable[[dict[str, Any]], tuple[int, dict[str, Any]] | None] | None = None
         self.accept_posts = True
+        self.post_delay_s = 0.0  # a slow order endpoint (the request is registered after the delay)
         m, b = mocker, re.escape(base)
         m.get(re.compile(f"{b}/account$"), json=self._account)
         m.get(re.compile(f"{b}/positions$"), json=[])
@@ -67,8 +71,8 @@ class AlpacaFake:
             "currency": "USD",
             "cash": "100000",
             "buying_power": "400000",
-            "equity": "100000",
-            "last_equity": "100000",
+            "equity": self.equity,
+            "last_equity": self.last_equity,
             "portfolio_value": "100000",
             "trading_blocked": False,
             "account_blocked": False,
@@ -144,6 +148,7 @@ class AlpacaFake:
         }
 
     def _submit(self, request: Any, context: Any) -> dict[str, Any]:
+        time.sleep(self.post_delay_s)  # requests-mock runs this in alpaca-py's worker thread
         body = json.loads(request.body)
         if any(o["client_order_id"] == body.get("client_order_id") for o in self.orders.values()):
             return self._error(context, 422, 40010001, "client_order_id must be unique")

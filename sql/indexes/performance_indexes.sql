@@ -24,3 +24,7 @@ CREATE INDEX IF NOT EXISTS ix_orders_open_principal ON orders (principal, create
 
 -- nt_mcp.infra.backtests.BacktestStore.recent_query: a principal's latest backtests, newest first (list_backtests).
 CREATE INDEX IF NOT EXISTS ix_backtests_principal_created ON backtests (principal, created_at DESC);
+
+-- nt_mcp.adapters.brokers.paper.PaperBroker.fills_since_query: a principal's fills of today, undone to find
+-- the equity at the previous session's close (day_start_equity, the daily-loss halt).
+CREATE INDEX IF NOT EXISTS ix_fills_principal_filled ON fills (principal, filled_at);

@@ -95,6 +95,10 @@ class Settings(BaseSettings):
     paper_commission_per_order: Decimal = Field(Decimal("0"), ge=0)
     paper_commission_bps: Decimal = Field(Decimal("0"), ge=0, le=1000)
     paper_ignore_market_hours: bool = True
+    paper_allow_short: bool = True  # a sell beyond the position opens a short (easy to borrow assumed)
+
+    # idempotency: how long a call waits for another call with the same key to finish it
+    idempotency_wait_s: float = Field(30.0, gt=0, le=600)
 
     # pre-trade risk limits (0 disables a numeric limit; lists are comma-separated symbols)
     risk_max_order_notional: Decimal = Field(Decimal("25000"), ge=0)

@@ -91,6 +91,8 @@ async def test_every_trading_tool_over_stdio(tmp_path: Path) -> None:
         assert by_client["order"]["id"] == resting["id"]
         canceled = _ok(await client.call_tool("cancel_order", {"order_id": resting["id"]}))
         assert canceled["order"]["status"] == "canceled"
+        for labelled in (listed_orders, by_client, canceled):  # every trading result says where prices come from
+            assert labelled["price_source"] == "synthetic"
         closed = _ok(await client.call_tool("close_position", {"symbol": "AAPL", "percentage": 100}))
         assert closed["order"]["side"] == "sell" and closed["order"]["filled_qty"] == "3"
         assert _ok(await client.call_tool("get_positions", {}))["positions"] == []
@@ -133,11 +135,33 @@ async def test_bad_qty_names_the_argument_and_changes_nothing(services: Services
             ({"symbol": "AAPL", "side": "buy", "qty": 1, "type": "limit"}, "limit_price"),
             ({"symbol": "AAPL", "side": "buy"}, "qty"),
             ({"symbol": "AA PL", "side": "buy", "qty": 1}, "symbol"),
+            ({"symbol": "AAPL", "side": "buy", "qty": 1e-30}, "qty"),  # finer than the broker's 1e-9
+            ({"symbol": "AAPL", "side": "buy", "qty": "0.0000000001"}, "qty"),
+            ({"symbol": "AAPL", "side": "buy", "qty": "1E+999999"}, "qty"),
+            ({"symbol": "AAPL", "side": "buy", "qty": 1e308}, "qty"),
+            ({"symbol": "AAPL", "side": "buy", "notional": "1E+999999"}, "notional"),
+            ({"symbol": "AAPL", "side": "buy", "notional": "10.001"}, "notional"),
+            ({"symbol": "AAPL", "side": "buy", "qty": 1, "type": "limit", "limit_price": "1E+999999"}, "limit_price"),
+            ({"symbol": "AAPL", "side": "buy", "qty": 1, "type": "limit", "limit_price": "100.00001"}, "limit_price"),
+            ({"symbol": "AAPL", "side": "buy", "qty": 1, "type": "stop", "stop_price": "-1"}, "stop_price"),
+            ({"symbol": "AAPL", "side": "buy", "qty": 1, "idempotency_key": "a\u0000b"}, "idempotency_key"),
+            ({"symbol": "AAPL\u0000", "side": "buy", "qty": 1}, "symbol"),
         ]:
             result = await client.call_tool("place_order", args)
             assert result.is_error, args
             error = error_of(result)
             assert error["code"] == "VALIDATION_ERROR" and error["context"]["argument"] == argument, (args, error)
+            assert len(error["message"]) < 300, error["message"]  # short whatever the input
+        for tool, args in [
+            ("close_position", {"symbol": "AAPL", "qty": "1E+999999"}),
+            ("close_position", {"symbol": "AAPL", "percentage": "100.5"}),
+            ("execute_strategy", {"strategy": "momentum", "symbols": ["SPY"], "capital_fraction": "1E+999999"}),
+            ("execute_strategy", {"strategy": "momentum", "symbols": ["SPY"], "capital_fraction": "0.00001"}),
+            ("get_order", {"order_id": "x\u0000"}),
+            ("cancel_order", {"order_id": "x\u0000"}),
+        ]:
+            error = error_of(await client.call_tool(tool, args))
+            assert error["code"] == "VALIDATION_ERROR" and len(error["message"]) < 300, (tool, args, error)
         account = (await client.call_tool("get_account", {})).structured_content
     assert await _order_rows(services) == 0
     assert account["cash"] == "100000"

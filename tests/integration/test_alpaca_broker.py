@@ -4,6 +4,7 @@ APIError mapping, validation with zero order requests, and the live/paper endpoi
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator
 from decimal import Decimal as D
 from typing import Any
@@ -222,3 +223,21 @@ def test_paper_config_never_builds_a_live_client(tmp_path: Any, monkeypatch: pyt
         assert broker.client._base_url == ("https://api.alpaca.markets" if settings.mode == "live" else  # type: ignore[attr-defined]
                                            "https://paper-api.alpaca.markets")  # fmt: skip
     assert built == [False, False, False, True]
+
+
+async def test_twenty_concurrent_calls_with_one_key_post_once(alpaca: Services, fake: AlpacaFake) -> None:
+    fake.post_delay_s = 0.3
+    results = await asyncio.gather(*(alpaca.orders.place(ME, _buy(), "together") for _ in range(20)))
+    assert fake.posts() == 1 and len(fake.orders) == 1
+    assert sorted(r.replayed for r in results) == [False] + [True] * 19
+    assert {r.order.id for r in results} == set(fake.orders)
+
+
+async def test_the_daily_loss_halt_uses_alpacas_last_equity(alpaca: Services, fake: AlpacaFake) -> None:
+    fake.equity, fake.last_equity = "94000", "100000"  # down 6% since yesterday's close
+    account = await alpaca.broker.get_account(ME)
+    assert account.day_start_equity == D(100_000) and account.day_pl == D(-6_000)
+    assert "last_equity" in account.day_start_basis
+    with pytest.raises(BusinessLogicError) as halted:
+        await alpaca.orders.place(ME, _buy(), "after-the-drop")
+    assert halted.value.code == "RISK_DAILY_LOSS_HALT" and fake.posts() == 0

@@ -143,6 +143,8 @@ async def test_run_backtest_on_goog_file_equals_the_engine_and_is_stored(stack: 
     assert data["first_timestamp"].startswith(GOOG.index[0].strftime("%Y-%m-%d"))
     assert data["last_timestamp"].startswith(GOOG.index[-1].strftime("%Y-%m-%d"))
     assert "NEXT bar's open" in body["conventions"] and "both legs" in body["conventions"]
+    assert m["periods_per_year"] == 252 and "periods_per_year" in body["conventions"]
+    assert "trade returns" in body["conventions"]
 
     images = [c for c in result.content if c.type == "image"]
     assert len(images) == 1 and images[0].mime_type == "image/png"
@@ -203,7 +205,9 @@ async def test_synthetic_data_is_labelled_synthetic(stack: Services) -> None:
         )
     data = result.structured_content["data"]
     assert data["source"] == "synthetic" and data["synthetic"] is True and "SYNTHETIC" in data["detail"]
+    assert "100 on 2020-01-01" in data["detail"] and "start price" not in data["detail"]
     assert data["bars"] == 260  # weekdays of 2023
+    assert result.structured_content["metrics"]["periods_per_year"] == 252  # weekday daily bars
     assert result.structured_content["metrics"] == again.structured_content["metrics"]  # deterministic
 
 

@@ -4,12 +4,15 @@ position, a reused idempotency_key never trades twice, and bad input changes not
 
 from __future__ import annotations
 
+import asyncio
 import math
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import numpy as np
+import pytest
 import sqlalchemy as sa
 from mcp import Client
 
@@ -138,3 +141,111 @@ async def test_a_read_only_principal_cannot_execute(services: Services) -> None:
         result = await client.call_tool("execute_strategy", {"strategy": "momentum", "symbols": ["SPY"]})
     assert result.is_error and error_of(result)["code"] == "FORBIDDEN"
     assert datetime.now(UTC)  # the call returned promptly with the refusal
+
+
+async def _direction(services: Services, strategy: str, symbol: str, params: dict[str, Any]) -> int:
+    now = datetime.now(UTC)
+    bars = await services.market_data.get_bars(symbol, "1Day", now - timedelta(days=400), now)
+    return current_direction(STRATEGIES[strategy].signals(bars, params))
+
+
+async def test_a_first_call_with_the_defaults_plans_orders_that_pass_every_check(services: Services) -> None:
+    args = {"strategy": "momentum", "symbols": ["SPY"], "params": {"allow_short": True}}  # every other default
+    async with Client(build_server(services)) as client:
+        run = _body(await client.call_tool("execute_strategy", args))
+    (order,) = run["orders"]  # momentum with shorts allowed is always long or short
+    assert order["state"] == "planned" and run["status"] == "planned", order
+    checks = {c["code"]: c["passed"] for c in order["risk_checks"]}
+    assert {"RISK_MAX_NOTIONAL", "RISK_MAX_POSITION_WEIGHT", "RISK_DAILY_LOSS_HALT"} <= set(checks)
+    assert all(checks.values())
+
+
+async def test_refused_orders_name_their_check_and_the_run_says_so(services: Services) -> None:
+    services.orders.limits = replace(services.orders.limits, denylist=frozenset({"QQQ"}))
+    params = {"allow_short": True}
+    async with Client(build_server(services)) as client:
+        too_big = _body(
+            await client.call_tool(
+                "execute_strategy",
+                {"strategy": "momentum", "symbols": ["SPY"], "params": params, "capital_fraction": 0.9},
+            )
+        )
+        mixed = _body(
+            await client.call_tool(
+                "execute_strategy",
+                {"strategy": "momentum", "symbols": ["SPY", "QQQ"], "params": params, "dry_run": False},
+            )
+        )
+    (order,) = too_big["orders"]
+    assert too_big["status"] == "refused" and order["state"] == "refused"
+    assert order["error"]["code"] == "RISK_MAX_NOTIONAL"
+    assert {"code": "RISK_MAX_NOTIONAL", "passed": False} in [
+        {"code": c["code"], "passed": c["passed"]} for c in order["risk_checks"]
+    ]
+    states = {o["symbol"]: o["state"] for o in mixed["orders"]}
+    assert states == {"SPY": "submitted", "QQQ": "refused"} and mixed["status"] == "partial"
+    assert await _count(services, orders) == 1
+
+
+@pytest.mark.parametrize(
+    ("changed", "field"),
+    [
+        ({"dry_run": False}, "dry_run"),
+        ({"symbols": ["SPY", "QQQ"]}, "symbols"),
+        ({"params": {"lookback": 30}}, "params"),
+        ({"capital_fraction": 0.1}, "capital_fraction"),
+        ({"strategy": "sma_crossover", "params": None}, "strategy"),
+    ],
+)
+async def test_a_key_reused_with_other_arguments_is_refused(
+    services: Services, changed: dict[str, Any], field: str
+) -> None:
+    args = {"strategy": "momentum", "symbols": ["SPY"], "params": {"lookback": 20}, "idempotency_key": "k"}
+    async with Client(build_server(services)) as client:
+        planned = _body(await client.call_tool("execute_strategy", args))
+        reused = await client.call_tool("execute_strategy", args | changed)
+        replay = _body(await client.call_tool("execute_strategy", args | {"symbols": ["spy"]}))
+    error = error_of(reused)
+    assert error["code"] == "IDEMPOTENCY_KEY_REUSED" and error["retryable"] is False
+    assert error["context"]["field"] == field
+    assert replay["replayed"] is True and replay["run_id"] == planned["run_id"]
+    assert await _count(services, orders) == 0  # a dry run's key never trades
+    assert await _count(services, strategy_runs) == 1
+
+
+async def test_concurrent_runs_with_one_key_trade_once(services: Services) -> None:
+    args = {
+        "strategy": "momentum",
+        "symbols": ["SPY", "QQQ", "IWM"],
+        "params": {"allow_short": True},
+        "capital_fraction": 0.3,
+        "dry_run": False,
+        "idempotency_key": "together",
+    }
+    async with Client(build_server(services)) as client:
+        results = await asyncio.gather(*(client.call_tool("execute_strategy", args) for _ in range(6)))
+    runs = [_body(r) for r in results]
+    assert sorted(r["replayed"] for r in runs) == [False] + [True] * 5
+    assert len({r["run_id"] for r in runs}) == 1 and all(r["status"] == "executed" for r in runs)
+    assert await _count(services, orders) == 3 and await _count(services, strategy_runs) == 1
+
+
+@pytest.mark.parametrize(
+    ("strategy", "params"), [("momentum", {"lookback": 20, "allow_short": True}), ("mean_reversion", {"window": 10})]
+)
+async def test_short_legs_are_carried_out_on_the_paper_broker(
+    services: Services, strategy: str, params: dict[str, Any]
+) -> None:
+    candidates = [f"S{i:02d}" for i in range(40)]  # synthetic symbols: find one the strategy holds short now
+    directions = {s: await _direction(services, strategy, s, params) for s in candidates}
+    short = next(s for s, d in directions.items() if d == -1)
+    others = [s for s, d in directions.items() if d == 1][:1]
+    args = {"strategy": strategy, "symbols": [short, *others], "params": params, "dry_run": False}
+    async with Client(build_server(services)) as client:
+        run = _body(await client.call_tool("execute_strategy", args))
+        held = {p["symbol"]: Decimal(p["qty"]) for p in _body(await client.call_tool("get_positions", {}))["positions"]}
+    assert run["status"] == "executed", run["orders"]
+    targets = {s: Decimal(v["target_qty"]) for s, v in run["signals"].items()}
+    assert targets[short] < 0 and held == targets
+    sold = next(o for o in run["orders"] if o["symbol"] == short)
+    assert sold["side"] == "sell" and sold["status"] == "filled" and "easy to borrow" in sold["notes"][0]

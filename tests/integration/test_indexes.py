@@ -32,6 +32,7 @@ def _queries() -> dict[str, sa.Select[Any]]:
         "ix_orders_open_principal": PaperBroker.open_orders_query("principal-7"),
         "ix_dead_letters_unresolved": Replayer.unresolved_query(100),
         "ix_backtests_principal_created": BacktestStore.recent_query("principal-7", 20),
+        "ix_fills_principal_filled": PaperBroker.fills_since_query("principal-7", NOW - timedelta(hours=9)),
     }
 
 
@@ -54,6 +55,16 @@ async def _seed(conn: sa.ext.asyncio.AsyncConnection) -> None:
         SELECT md5('o' || g), 'nt-' || md5('c' || g), 'principal-' || (g % 50), 'paper', 'paper', 'AAPL',
                'buy', 'limit', 'gtc', 1, CASE WHEN g % 200 = 0 THEN 'new' ELSE 'filled' END,
                CAST(:now AS timestamptz) - (g * interval '86 seconds'),
+               CAST(:now AS timestamptz) - (g * interval '86 seconds')
+        FROM generate_series(1, 60000) AS g
+    """),
+        {"now": NOW},
+    )
+    # 60,000 fills, one per order above.
+    await conn.execute(
+        sa.text("""
+        INSERT INTO fills (order_id, principal, symbol, side, qty, price, commission, filled_at)
+        SELECT md5('o' || g), 'principal-' || (g % 50), 'AAPL', 'buy', 1, 100, 0,
                CAST(:now AS timestamptz) - (g * interval '86 seconds')
         FROM generate_series(1, 60000) AS g
     """),

@@ -105,8 +105,8 @@ async def test_cancel_a_resting_order_but_not_a_filled_one(services: Services) -
         await services.broker.get_order("bob", filled.id)  # type: ignore[attr-defined]
 
 
-async def test_no_short_selling_and_no_spending_cash_twice(services: Services) -> None:
-    use_paper_prices(services, SetPrices(AAPL="100"))
+async def test_with_shorting_off_no_short_and_no_spending_cash_twice(services: Services) -> None:
+    use_paper_prices(services, SetPrices(AAPL="100"), PaperConfig(slippage_bps=D(0), allow_short=False))
     with pytest.raises(BusinessLogicError) as short:
         await _place(services, "s", side="sell", qty=D(1))
     assert short.value.code == "INSUFFICIENT_POSITION"

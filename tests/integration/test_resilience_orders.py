@@ -12,11 +12,13 @@ import requests_mock
 import sqlalchemy as sa
 from mcp import Client
 
+from nt_mcp.adapters.brokers.base import client_order_id_for
 from nt_mcp.infra.schema import fills, orders
 from nt_mcp.server.app import build_server
 from nt_mcp.tools.services import Services
 from tests.alpaca_fake import TRADING, AlpacaFake
 from tests.conftest import create_database, make_settings
+from tests.fakes import SetPrices, use_paper_prices
 from tests.integration.test_alpaca_broker import alpaca_settings
 from tests.integration.test_resilience import eventually
 from tests.results import error_of
@@ -123,3 +125,52 @@ async def test_alpaca_500s_open_the_breaker_then_calls_fail_fast_without_request
     assert second.is_error and elapsed < 1.0  # failing fast, not waiting on retries
     assert not recovered.is_error and recovered.structured_content["mode"] == "paper"
     assert status.structured_content["circuit_breakers"] == {"alpaca-trading": "closed"}
+
+
+class StopsDatabaseBeforeSending:
+    """Wraps the paper broker: PostgreSQL goes down after the journal row is written, just before
+    the broker is asked to place the order (the paper broker keeps its book in that database)."""
+
+    def __init__(self, inner: Any, server: PostgresServer) -> None:
+        self.inner, self.server, self.name = inner, server, inner.name
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    async def submit_order(self, principal: str, request: Any) -> Any:
+        await asyncio.to_thread(self.server.halt)
+        return await self.inner.submit_order(principal, request)
+
+
+async def test_an_outage_while_placing_answers_database_error_and_the_order_stays_visible(
+    own_postgres: PostgresServer, tmp_path: Path
+) -> None:
+    url = await create_database(own_postgres.admin_url)
+    settings = make_settings(
+        tmp_path, database_url=url, db_connect_retries=2, db_pool_timeout_s=2, spool_replay_interval_s=0.2
+    )
+    services = await Services.start(settings)
+    use_paper_prices(
+        services, SetPrices(AAPL="100"), wrap=lambda broker: StopsDatabaseBeforeSending(broker, own_postgres)
+    )
+    order = {"symbol": "AAPL", "side": "buy", "qty": 5, "idempotency_key": "during-outage"}
+    coid = client_order_id_for("local-operator", "during-outage")
+    async with Client(build_server(services)) as client:
+        failed = await client.call_tool("place_order", order)
+        error = error_of(failed)
+        own_postgres.resume()
+        pending = await client.call_tool("get_order", {"client_order_id": coid})
+        services.broker = services.orders.broker = services.orders.broker.inner  # the database stays up now
+        retried = await client.call_tool("place_order", order)
+        again = await client.call_tool("place_order", order)
+    async with services.db.connect() as conn:
+        fill_count = (await conn.execute(sa.select(sa.func.count()).select_from(fills))).scalar_one()
+    await services.close()
+    assert error["code"] == "DATABASE_ERROR" and error["retryable"] is True and error["retry_after_s"] > 0
+    assert "same idempotency_key" in error["message"]
+    assert not pending.is_error and pending.structured_content["order"]["status"] == "pending_submit"
+    assert pending.structured_content["order"]["client_order_id"] == coid
+    assert retried.structured_content["order"]["status"] == "filled"
+    assert again.structured_content["replayed"] is True
+    assert again.structured_content["order"]["id"] == retried.structured_content["order"]["id"]
+    assert fill_count == 1

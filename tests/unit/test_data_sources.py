@@ -158,3 +158,18 @@ def test_synthetic_data_starts_at_the_anchor() -> None:
     with pytest.raises(DomainValueError) as error:
         generate_bars("SPY", "1969-12-01", "1970-02-01")
     assert error.value.argument == "start"
+
+
+@pytest.mark.parametrize(
+    ("row", "column"),
+    [
+        ("2024-01-03,12,11,9,10,1", "open"),
+        ("2024-01-03,10,11,9,8.5,1", "close"),
+        ("2024-01-03,10,11,9,11.5,1", "close"),
+    ],
+)
+def test_open_or_close_outside_the_bar_is_refused_naming_the_row(tmp_path: Path, row: str, column: str) -> None:
+    _write(tmp_path / "A.csv", f"{HEADER}2024-01-02,10,11,9,10,1\n{row}\n2024-01-04,10,11,9,10,1\n")
+    with pytest.raises(DomainValueError) as err:
+        load_bars(tmp_path, "A")
+    assert err.value.argument == column and "A.csv row 3" in err.value.message and "outside" in err.value.message

@@ -79,3 +79,4 @@ def test_compute_metrics_totals_and_buy_and_hold() -> None:
     assert out.buy_and_hold_return == pytest.approx(1.0)  # from close[1] = 40 to 80
     assert out.calmar == pytest.approx(out.annual_return / 0.1)
     assert (out.n_trades, out.peak_equity, out.exposure) == (1, 121.0, 1.0)
+    assert out.periods_per_year == m.period_ends(TS)[1]

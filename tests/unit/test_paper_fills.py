@@ -6,7 +6,16 @@ from decimal import Decimal as D
 
 import pytest
 
-from nt_mcp.domain.paper_fills import PositionState, apply_fill, commission, decide_fill, qty_for_notional
+from nt_mcp.domain.paper_fills import (
+    PositionState,
+    apply_fill,
+    buying_power,
+    commission,
+    decide_fill,
+    opening_value,
+    qty_for_notional,
+    split_order,
+)
 
 FLAT = PositionState(D(0), D(0), D(0))
 
@@ -87,3 +96,25 @@ def test_commission_is_per_order_plus_bps_rounded_to_the_cent() -> None:
 
 def test_notional_buys_fractional_shares_rounded_down() -> None:
     assert qty_for_notional(D(1000), D(3)) == D("333.333333333")
+
+
+def test_an_order_splits_into_a_closing_and_an_opening_part() -> None:
+    assert split_order("sell", D(15), D(10), D(0)) == (D(10), D(5))  # sells the 10 held, shorts 5
+    assert split_order("sell", D(15), D(10), D(8)) == (D(2), D(13))  # 8 already being sold by open orders
+    assert split_order("sell", D(5), D(-3), D(0)) == (D(0), D(5))  # adds to a short
+    assert split_order("buy", D(5), D(-3), D(0)) == (D(3), D(2))  # covers 3, goes long 2
+    assert split_order("buy", D(5), D(10), D(0)) == (D(0), D(5))
+
+
+def test_opening_value_follows_alpacas_rule_for_short_sales() -> None:
+    assert opening_value("buy", D(10), D(100)) == D(1000)
+    assert opening_value("buy", D(10), D(100), limit_price=D(95)) == D(950)
+    assert opening_value("sell", D(10), D(100)) == D(1030)  # 3% above the price
+    assert opening_value("sell", D(10), D(100), limit_price=D(110)) == D(1100)  # or the limit, if higher
+
+
+def test_buying_power_is_equity_less_gross_exposure_and_reservations() -> None:
+    # cash 101,000 after shorting 10 x 100: equity 100,000, gross exposure 1,000
+    assert buying_power(D(101_000), D(-1000), D(0)) == D(99_000)
+    assert buying_power(D(50_000), D(0), D(20_000)) == D(30_000)  # long-only: cash less open buys
+    assert buying_power(D(1000), D(-1000), D(0)) == D(0)  # never negative

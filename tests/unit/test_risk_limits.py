@@ -80,3 +80,17 @@ def test_evaluate_reports_every_failure_not_just_the_first() -> None:
     account = AccountSnapshot(D(100_000), D(100_000), orders_today=5, market_open=False)
     failed = [r.code for r in evaluate(limits, _buy(kind="market"), account) if not r.passed]
     assert failed == ["RISK_MAX_NOTIONAL", "RISK_MAX_ORDERS_PER_DAY", "MARKET_CLOSED"]
+
+
+def test_short_exposure_counts_in_the_weight_and_a_flip_is_not_a_reduction() -> None:
+    limits = RiskLimits(max_position_weight=D("0.25"), enforce_market_hours=False)
+    flat = AccountSnapshot(D(100_000), D(100_000))
+    assert _fails(limits, OrderIntent("AAPL", "sell", D(300), D(100), "market"), flat) == "RISK_MAX_POSITION_WEIGHT"
+    enforce(limits, OrderIntent("AAPL", "sell", D(250), D(100), "market"), flat)
+    long = AccountSnapshot(D(100_000), D(100_000), positions={"AAPL": D(100)})
+    # selling 500 of 100 held flips to -400: not a reduction, and -400 x 100 is 40% of equity
+    assert _fails(limits, OrderIntent("AAPL", "sell", D(500), D(100), "market"), long) == "RISK_MAX_POSITION_WEIGHT"
+    short = AccountSnapshot(D(90_000), D(100_000), positions={"AAPL": D(-400)})
+    halt = RiskLimits(daily_loss_limit_pct=D("0.05"), enforce_market_hours=False)
+    enforce(halt, OrderIntent("AAPL", "buy", D(400), D(125), "market"), short)  # covering always passes
+    assert _fails(halt, OrderIntent("AAPL", "sell", D(1), D(125), "market"), short) == "RISK_DAILY_LOSS_HALT"

@@ -14,6 +14,14 @@ price to the quantity-weighted average; reducing realises ``(fill - avg) * qty``
 (``(avg - fill) * qty`` for a short) and keeps the average; crossing through zero realises the whole
 old position and opens the rest at the fill price. Commissions are charged to cash, not to the
 average price.
+
+Short selling and buying power (the paper broker's margin rules, see `buying_power`): a sell beyond
+the long position opens a short; every symbol is assumed easy to borrow (no locate, no borrow fee,
+no recall). An order splits into a *closing* part (it reduces the position, net of the other open
+orders already reducing it) and an *opening* part; only the opening part needs buying power:
+``qty * (limit, else stop, else fill price)`` for a buy, and for a short sale Alpaca's rule
+``qty * max(limit, 1.03 * price)``. There is no leverage: gross exposure (longs plus the absolute
+value of shorts) plus what open orders reserve never exceeds equity.
 """
 
 from __future__ import annotations
@@ -22,6 +30,7 @@ from dataclasses import dataclass
 from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
 
 PRICE_STEP = Decimal("0.0001")
+SHORT_SALE_MARKUP = Decimal("1.03")  # Alpaca values an opening short at 3% above the current price
 CENT = Decimal("0.01")
 QTY_STEP = Decimal("0.000000001")
 _BPS = Decimal(10_000)
@@ -115,3 +124,31 @@ def apply_fill(position: PositionState, side: str, qty: Decimal, price: Decimal)
     else:  # crossed through zero: the remainder opens at the fill price
         new_avg = price
     return PositionState(new_qty, new_avg, position.realized_pl + realized), realized
+
+
+def split_order(side: str, qty: Decimal, held: Decimal, already_closing: Decimal) -> tuple[Decimal, Decimal]:
+    """``(closing, opening)`` parts of an order of ``qty`` on ``side`` against the signed position
+    ``held``, when other open orders on the same side already close ``already_closing`` of it.
+    A sell closes at most the long quantity, a buy at most the short quantity; the rest opens
+    (or extends) a position on the other side."""
+    closable = max(held, Decimal(0)) if side == "sell" else max(-held, Decimal(0))
+    free = max(closable - already_closing, Decimal(0))
+    closing = min(qty, free)
+    return closing, qty - closing
+
+
+def opening_value(
+    side: str, qty: Decimal, price: Decimal, limit_price: Decimal | None = None, stop_price: Decimal | None = None
+) -> Decimal:
+    """Buying power the opening part ``qty`` of an order needs. A buy: ``qty * (limit, else stop,
+    else price)``. A short sale (Alpaca's rule): ``qty * max(limit, 1.03 * price)``."""
+    if side == "buy":
+        return qty * (limit_price or stop_price or price)
+    return qty * max(limit_price or Decimal(0), price * SHORT_SALE_MARKUP)
+
+
+def buying_power(cash: Decimal, short_market_value: Decimal, reserved: Decimal) -> Decimal:
+    """What new opening orders may still use, with no leverage:
+    ``equity - (long value + |short value|) - reserved``, which equals
+    ``cash - 2 * |short value| - reserved`` (the short sale proceeds sit in cash), and never below 0."""
+    return max(cash - 2 * abs(short_market_value) - reserved, Decimal(0))

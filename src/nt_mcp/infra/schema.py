@@ -42,6 +42,11 @@ orders = sa.Table(
     sa.Column("error", sa.Text),
     sa.Column("created_at", Timestamp, nullable=False),
     sa.Column("updated_at", Timestamp, nullable=False),
+    # revision 0003: what the idempotency key was first used for, and the call sending it now
+    sa.Column("request_fingerprint", sa.String(64)),
+    sa.Column("request", JSONType),
+    sa.Column("claimed_by", sa.String(64)),
+    sa.Column("claimed_at", Timestamp),
 )
 
 fills = sa.Table(
@@ -102,6 +107,11 @@ strategy_runs = sa.Table(
     sa.Column("orders", JSONType, nullable=False),
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("created_at", Timestamp, nullable=False),
+    # revision 0003: as for orders
+    sa.Column("request_fingerprint", sa.String(64)),
+    sa.Column("request", JSONType),
+    sa.Column("claimed_by", sa.String(64)),
+    sa.Column("claimed_at", Timestamp),
 )
 
 audit_log = sa.Table(

@@ -8,19 +8,31 @@ For each symbol:
    now is its last decided signal: +1 long, -1 short, 0 flat (a NaN signal means "no change", so
    the last non-NaN value counts). Stops that a backtest would apply inside a bar are not simulated
    here: only the signal.
-3. Target quantity = direction x floor(budget / last price), whole shares, where
-   budget = equity x ``capital_fraction`` / number of symbols.
-4. The order = target - current position (none when equal). Each planned order runs the pre-trade
-   risk checks; a refused order is reported with its check's code and is not sent.
+3. Target quantity = direction x floor(budget / last close), whole shares, where
+   budget = equity x ``capital_fraction`` / number of symbols. A short target is a short position
+   (the paper broker sells short; see `nt_mcp.adapters.brokers.paper`).
+4. The order = target - current position (none when equal). Each planned order carries every
+   pre-trade risk check's result; one that fails refuses the order (its code in ``error``), and a
+   refused order is not sent.
 
 With ``dry_run`` the plan is returned and nothing is sent. Otherwise each order that passed goes
-through `OrderRouter.place` with the idempotency key ``<run key>:<symbol>``, so running the same
-``idempotency_key`` again returns the recorded run and never places an order twice. Every run is
-written to ``strategy_runs`` (through the spool if the database is down).
+through `OrderRouter.place` with the idempotency key ``<run key>:<symbol>``. The run's status says
+what happened: ``planned`` (dry run, all orders pass), ``executed`` (every order sent), ``partial``
+(some orders refused or failed), ``refused`` (every order refused by a risk check), ``failed``
+(none sent, some failed at the broker).
+
+Idempotency (`nt_mcp.services.idempotency`): the run's row in ``strategy_runs`` (status
+``running``, the request's fingerprint) is inserted FIRST; the same ``idempotency_key`` again
+returns the recorded run (waiting while it is still running), and the key reused with other
+arguments (strategy, symbols, params, capital_fraction, timeframe, lookback_bars, dry_run) is
+refused with ``IDEMPOTENCY_KEY_REUSED``: a dry run and a real run never share a record. The
+finished run is written through the spool if the database is down.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import math
 import uuid
@@ -31,16 +43,21 @@ from typing import Any
 
 import numpy as np
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
 
+from nt_mcp.adapters.brokers.base import client_order_id_for, tidy
 from nt_mcp.adapters.data.market import MarketData
 from nt_mcp.domain.strategies import StrategySpec
-from nt_mcp.errors import BusinessLogicError, TradingError, ValidationError
+from nt_mcp.errors import TradingError, ValidationError
 from nt_mcp.infra.db import Database
 from nt_mcp.infra.schema import strategy_runs
 from nt_mcp.infra.spool import DurableWriter
-from nt_mcp.services.order_router import OrderParams, OrderRouter, build_request, normalise_symbol
+from nt_mcp.services.idempotency import Backoff, check_same_request, fingerprint, in_use_error
+from nt_mcp.services.order_router import OrderParams, OrderRouter, build_request, normalise_symbol, refusal
 
 BAR_SECONDS = {"1Min": 60, "5Min": 300, "15Min": 900, "1Hour": 3600, "1Day": 86400}
+RUNNING = "running"
+RECORD_KEYS = ("id", "principal", "strategy", "symbols", "params", "dry_run", "mode", "created_at")
 
 
 def current_direction(signals: np.ndarray) -> int:
@@ -57,11 +74,24 @@ class ExecutionRequest:
     strategy: StrategySpec
     symbols: list[str]
     params: dict[str, Any]
-    capital_fraction: float
+    capital_fraction: Decimal
     timeframe: str
     lookback_bars: int
     dry_run: bool
     idempotency_key: str | None
+
+
+def run_fields(req: ExecutionRequest, symbols: list[str]) -> dict[str, Any]:
+    """The canonical request a run's idempotency key stands for."""
+    return {
+        "strategy": req.strategy.name,
+        "symbols": sorted(symbols),
+        "params": req.params,
+        "capital_fraction": str(tidy(req.capital_fraction)),
+        "timeframe": req.timeframe,
+        "lookback_bars": req.lookback_bars,
+        "dry_run": req.dry_run,
+    }
 
 
 class StrategyExecutor:
@@ -73,27 +103,129 @@ class StrategyExecutor:
         self.router = router
         self.market_data = market_data
         self.mode = mode
+        self.claims = router.claims  # one set of claims per process
 
-    async def _recorded(self, run_id: str) -> dict[str, Any] | None:
+    async def _row(self, run_id: str) -> dict[str, Any] | None:
         async with self.db.connect() as conn:
             row = (await conn.execute(sa.select(strategy_runs).where(strategy_runs.c.id == run_id))).mappings().first()
         return dict(row) if row is not None else None
 
+    async def _insert(self, record: dict[str, Any], fields: dict[str, Any], token: str) -> bool:
+        now = datetime.now(UTC)
+        values = record | {
+            "request_fingerprint": fingerprint(fields),
+            "request": fields,
+            "claimed_by": token,
+            "claimed_at": now,
+        }
+
+        async def insert(conn: AsyncConnection) -> None:
+            await conn.execute(strategy_runs.insert().values(**values))
+
+        try:
+            await self.db.transaction(insert)
+        except sa.exc.IntegrityError:
+            return False
+        return True
+
+    async def _take_over(self, row: dict[str, Any], token: str) -> bool:
+        old = row["claimed_by"]
+        same = strategy_runs.c.claimed_by.is_(None) if old is None else strategy_runs.c.claimed_by == old
+
+        async def update(conn: AsyncConnection) -> int:
+            result = await conn.execute(
+                strategy_runs.update()
+                .where(strategy_runs.c.id == row["id"], strategy_runs.c.status == RUNNING, same)
+                .values(claimed_by=token, claimed_at=datetime.now(UTC))
+            )
+            return int(result.rowcount or 0)
+
+        return await self.db.transaction(update) == 1
+
+    async def _forget(self, run_id: str, token: str) -> None:
+        """Delete a run that failed before sending anything (bad input): nothing is recorded."""
+
+        async def delete(conn: AsyncConnection) -> None:
+            await conn.execute(
+                strategy_runs.delete().where(
+                    strategy_runs.c.id == run_id,
+                    strategy_runs.c.claimed_by == token,
+                    strategy_runs.c.status == RUNNING,
+                )
+            )
+
+        with contextlib.suppress(TradingError, sa.exc.SQLAlchemyError):
+            await self.db.transaction(delete)
+
     async def execute(self, req: ExecutionRequest) -> tuple[dict[str, Any], bool]:
         """The run record (see ``strategy_runs``) and whether it is a replay of an earlier run."""
-        spec, params = req.strategy, req.params
         symbols = [normalise_symbol(s, "symbols") for s in req.symbols]
         if len(set(symbols)) != len(symbols):
             raise ValidationError("symbols lists a symbol twice.", argument="symbols")
         key = req.idempotency_key or uuid.uuid4().hex
         run_id = "run-" + hashlib.sha256(f"{req.principal}:{key}".encode()).hexdigest()[:24]
-        recorded = await self._recorded(run_id)
-        if recorded is not None:
-            return recorded, True
+        fields = run_fields(req, symbols)
+        record: dict[str, Any] = {
+            "id": run_id,
+            "principal": req.principal,
+            "strategy": req.strategy.name,
+            "symbols": symbols,
+            "params": req.params,
+            "dry_run": req.dry_run,
+            "mode": self.mode,
+            "signals": {},
+            "orders": [],
+            "status": RUNNING,
+            "created_at": datetime.now(UTC),
+        }
+        backoff = Backoff(self.router.wait_s)
+        while True:
+            token = self.claims.new_token()
+            with self.claims.hold(token):
+                if await self._insert(record, fields, token):
+                    return await self._run(record, req, symbols, key, token), False
+                row = await self._row(run_id)
+                if row is not None:
+                    recorded = row["request"] or {
+                        "symbols": sorted(row["symbols"]),
+                        "params": row["params"],
+                        "dry_run": row["dry_run"],
+                    }  # a run recorded before revision 0003
+                    check_same_request(recorded, {k: v for k, v in fields.items() if k in recorded}, "strategy run")
+                    if row["status"] != RUNNING:
+                        return row, True
+                    owner_gone = self.claims.abandoned(row["claimed_by"], _aware(row["claimed_at"]), datetime.now(UTC))
+                    if owner_gone and await self._take_over(row, token):
+                        return await self._run(row, req, symbols, key, token), False
+            delay = backoff.next_delay()
+            if delay is None:
+                raise in_use_error("strategy run", backoff.waited_s)
+            await asyncio.sleep(delay)
 
+    async def _run(
+        self, record: dict[str, Any], req: ExecutionRequest, symbols: list[str], key: str, token: str
+    ) -> dict[str, Any]:
+        """This call holds the run: plan, send (unless a dry run), record the outcome."""
+        try:
+            signals, planned = await self._plan_all(req, symbols, key)
+        except Exception:
+            await self._forget(record["id"], token)  # nothing was sent
+            raise
+        if not req.dry_run:
+            for order in planned:
+                if order["state"] == "planned":
+                    await self._send(req.principal, order)
+        outcome = {"signals": signals, "orders": planned, "status": _status(planned, req.dry_run)}
+        await self.writer.update("strategy_runs", key={"id": record["id"]}, values=outcome | {"claimed_by": None})
+        return {k: record[k] for k in RECORD_KEYS} | outcome
+
+    async def _plan_all(
+        self, req: ExecutionRequest, symbols: list[str], key: str
+    ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        spec, params = req.strategy, req.params
         account = await self.router.broker.get_account(req.principal)
         held = {p.symbol: p.qty for p in await self.router.broker.get_positions(req.principal)}
-        budget = account.equity * Decimal(str(req.capital_fraction)) / len(symbols)
+        budget = account.equity * req.capital_fraction / len(symbols)
         now = datetime.now(UTC)
         span = timedelta(seconds=BAR_SECONDS[req.timeframe] * req.lookback_bars * 7 // 5 + 4 * 86400)
         signals: dict[str, Any] = {}
@@ -124,28 +256,13 @@ class StrategyExecutor:
             delta = target - current
             if delta != 0:
                 planned.append(await self._plan(req.principal, symbol, delta, f"{key}:{symbol}"))
-        if not req.dry_run:
-            for order in planned:
-                if order["state"] == "planned":
-                    await self._send(req.principal, order)
-        record = {
-            "id": run_id,
-            "principal": req.principal,
-            "strategy": spec.name,
-            "symbols": symbols,
-            "params": params,
-            "dry_run": req.dry_run,
-            "mode": self.mode,
-            "signals": signals,
-            "orders": planned,
-            "status": _status(planned, req.dry_run),
-            "created_at": now,
-        }
-        await self.writer.insert("strategy_runs", record)
-        return record, False
+        return signals, planned
 
     async def _plan(self, principal: str, symbol: str, delta: Decimal, idempotency_key: str) -> dict[str, Any]:
+        """One order of the plan with every risk check's result; ``refused`` (and why) when one failed."""
         params = OrderParams(symbol=symbol, side="buy" if delta > 0 else "sell", type="market", qty=abs(delta))
+        request = build_request(params, client_order_id_for(principal, idempotency_key))
+        results = await self.router.evaluate_risk(principal, request)
         order: dict[str, Any] = {
             "symbol": symbol,
             "side": params.side,
@@ -153,15 +270,12 @@ class StrategyExecutor:
             "type": "market",
             "idempotency_key": idempotency_key,
             "state": "planned",
-            "risk_checks": [],
+            "risk_checks": [{"code": c.code, "passed": c.passed, "detail": c.detail} for c in results],
         }
-        request = build_request(params, "plan-only")
-        try:
-            checks = await self.router.check_risk(principal, request)
-        except BusinessLogicError as refused:
+        failed = next((c for c in results if not c.passed), None)
+        if failed is not None:
+            refused = refusal(failed)
             order.update(state="refused", error={"code": refused.code, "message": refused.message})
-            return order
-        order["risk_checks"] = [{"code": c.code, "passed": c.passed, "detail": c.detail} for c in checks]
         return order
 
     async def _send(self, principal: str, order: dict[str, Any]) -> None:
@@ -171,6 +285,8 @@ class StrategyExecutor:
         except TradingError as error:
             order.update(state="failed", error={"code": error.code, "message": error.message})
             return
+        if placed.checks:
+            order["risk_checks"] = [{"code": c.code, "passed": c.passed, "detail": c.detail} for c in placed.checks]
         order.update(
             state="submitted",
             order_id=placed.order.id,
@@ -178,13 +294,23 @@ class StrategyExecutor:
             status=placed.order.status,
             filled_qty=str(placed.order.filled_qty),
             filled_avg_price=None if placed.order.filled_avg_price is None else str(placed.order.filled_avg_price),
+            notes=placed.order.notes,
         )
 
 
+def _aware(value: datetime | None) -> datetime | None:
+    return value if value is None or value.tzinfo else value.replace(tzinfo=UTC)
+
+
 def _status(planned: list[dict[str, Any]], dry_run: bool) -> str:
-    if dry_run:
-        return "planned"
-    states = {o["state"] for o in planned}
-    if not planned or states == {"submitted"}:
-        return "executed"
-    return "partial" if "submitted" in states else "failed"
+    """planned / executed when every order went through (or none was needed); partial when some did
+    and some were refused or failed; refused when every order was refused by a risk check; failed
+    when none was sent and at least one failed at the broker."""
+    states = [o["state"] for o in planned]
+    done = "planned" if dry_run else "submitted"
+    went_through = states.count(done)
+    if went_through == len(states):
+        return "planned" if dry_run else "executed"
+    if went_through:
+        return "partial"
+    return "failed" if "failed" in states else "refused"

@@ -48,8 +48,11 @@ CONVENTIONS = (
     "take-profits are fractions of the entry price, checked against each bar's low/high. Equity is marked "
     "at each close; a position still open at the end is marked at the last close and reported as an open "
     "trade (unless close_at_end). Metrics follow backtesting.py: returns and drawdowns are fractions "
-    "(0.12 = 12 %, drawdowns negative), Sharpe/Sortino/volatility annualised from daily equity returns "
-    "(252 days a year), buy & hold over the same bars from the end of the strategy's warm-up."
+    "(0.12 = 12 %, drawdowns negative), Sharpe/Sortino/volatility annualised from the equity's returns per "
+    "calendar day (intraday and daily bars), week, month or year, with periods_per_year = 252 for weekday "
+    "daily data, 365 when weekends trade too, 52 weekly, 12 monthly, 1 yearly (metrics.periods_per_year says "
+    "which); profit_factor is computed on trade returns, not cash; buy & hold over the same bars from the end "
+    "of the strategy's warm-up."
 )
 
 Timeframe = Literal["1Min", "5Min", "15Min", "1Hour", "1Day"]
@@ -161,9 +164,17 @@ class MetricsOut(BaseModel):
     best_trade: float | None
     worst_trade: float | None
     avg_trade: float | None
-    profit_factor: float | None
+    profit_factor: float | None = Field(
+        description="sum of winning trades' returns / |sum of losing trades' returns|: computed on trade RETURNS "
+        "(fractions), not cash P&L, as backtesting.py does; null without a losing trade"
+    )
     expectancy: float | None
     total_commission: float
+    periods_per_year: int | None = Field(
+        None,
+        description="annualisation factor used for annual_return, volatility, Sharpe, Sortino, Calmar: 252 "
+        "(weekday daily data), 365 (data with weekends), 52 (weekly), 12 (monthly) or 1 (yearly bars)",
+    )
 
 
 class TradeOut(BaseModel):
@@ -399,8 +410,8 @@ def _provenance(market: MarketData, symbol: str, timeframe: str, bars: Bars) -> 
     is_synthetic = market.source == "synthetic"
     if is_synthetic:
         detail = (
-            "SYNTHETIC: seeded geometric Brownian motion (drift 8 %/yr, volatility 20 %/yr, start price 100, "
-            "seed 0), deterministic; not real market prices"
+            "SYNTHETIC: seeded geometric Brownian motion (drift 8 %/yr, volatility 20 %/yr, anchored to close at "
+            "100 on 2020-01-01 (not at the start of this range), seed 0), deterministic; not real market prices"
         )
     elif market.source == "files":
         detail = f"file {symbol}.csv/.parquet in NT_DATA_DIR"

@@ -64,7 +64,15 @@ class Services:
         upstreams = Upstreams(settings)
         market_data = build_market_data(settings, upstreams)
         broker = build_broker(settings, db, market_data, upstreams)
-        router = OrderRouter(db, broker, build_risk_limits(settings), settings.mode, writer)
+        router = OrderRouter(
+            db,
+            broker,
+            build_risk_limits(settings),
+            settings.mode,
+            writer,
+            wait_s=settings.idempotency_wait_s,
+            lease_s=settings.tool_timeout_s + 30,  # a claim outlives the call that made it
+        )
         services = cls(
             settings=settings,
             db=db,

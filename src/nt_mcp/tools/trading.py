@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal, TypeAlias
 
 from pydantic import BaseModel, Field
 
@@ -18,19 +18,38 @@ from nt_mcp.adapters.brokers.base import Account, Order, Position
 from nt_mcp.errors import ValidationError
 from nt_mcp.services.order_router import OrderParams, Placed, normalise_symbol
 from nt_mcp.services.strategy_executor import ExecutionRequest
-from nt_mcp.tools.arguments import DATETIME_HELP, OptionalUtcDateTime
+from nt_mcp.tools.arguments import DATETIME_HELP, OptionalUtcDateTime, Text, bounded_decimal
 from nt_mcp.tools.backtesting import strategy_spec, validated_params
 from nt_mcp.tools.registry import ToolContext, tool
 
 Mode = Literal["paper", "live"]
-PositiveDecimal = Annotated[Decimal, Field(gt=0, allow_inf_nan=False)]
-IDEMPOTENCY_KEY_FIELD = Field(
-    None,
-    min_length=1,
-    max_length=100,
-    description="Your key for this order. Calling again with the same key returns the first order "
-    "instead of placing a second one. Omit it and a fresh key is generated and returned.",
+# Argument types (nt_mcp.tools.arguments): decimals within sane ranges at the brokers' precision (shares
+# to 1e-9, dollars to the cent, prices to 1e-4); strings without control characters. mypy sees the plain types.
+if TYPE_CHECKING:
+    Qty: TypeAlias = Decimal
+    Notional: TypeAlias = Decimal
+    Price: TypeAlias = Decimal
+    TrailPercent: TypeAlias = Decimal
+    Percentage: TypeAlias = Decimal
+    Fraction: TypeAlias = Decimal
+    Symbol: TypeAlias = str
+    OrderId: TypeAlias = str
+    KeyText: TypeAlias = str
+    StrategyName: TypeAlias = str
+else:
+    Qty = bounded_decimal(minimum=0, maximum=100_000_000, max_places=9)
+    Notional = bounded_decimal(minimum=0, maximum=1_000_000_000, max_places=2)
+    Price = bounded_decimal(minimum=0, maximum=1_000_000, max_places=4)
+    TrailPercent = bounded_decimal(minimum=0, maximum="99.99", max_places=2)
+    Percentage = bounded_decimal(minimum=0, maximum=100, max_places=4)
+    Fraction = bounded_decimal(minimum=0, maximum=1, max_places=4)
+    Symbol, OrderId, KeyText, StrategyName = Text(16), Text(128), Text(100), Text(64)
+IDEMPOTENCY_KEY_HELP = (
+    "Your key for this request. Calling again with the same key (and the same arguments) returns the first "
+    "result instead of acting twice, also while the first call is still running; the same key with other "
+    "arguments is refused (IDEMPOTENCY_KEY_REUSED). Omit it and a fresh key is generated and returned."
 )
+IdempotencyKey = Annotated[KeyText | None, Field(description=IDEMPOTENCY_KEY_HELP)]
 
 
 class Trading(BaseModel):
@@ -74,7 +93,7 @@ async def get_positions(ctx: ToolContext) -> PositionsResult:
     return PositionsResult(positions=positions, count=len(positions), **_trading(ctx))
 
 
-class OrdersResult(Trading):
+class OrdersResult(Priced):
     orders: list[Order]
     count: int
 
@@ -89,31 +108,31 @@ async def get_orders(
 ) -> OrdersResult:
     """List orders, newest first, with their status, filled quantity and average fill price."""
     found = await ctx.services.broker.get_orders(ctx.principal.subject, status, limit)
-    return OrdersResult(
-        orders=found, count=len(found), mode=ctx.services.settings.mode, broker=ctx.services.broker.name
-    )
+    return OrdersResult(orders=found, count=len(found), **_trading(ctx))
 
 
-class OrderResult(Trading):
+class OrderResult(Priced):
     order: Order
 
 
 @tool(output=OrderResult, scope="read", title="One order", read_only=True)
 async def get_order(
     ctx: ToolContext,
-    order_id: Annotated[str | None, Field(max_length=128, description="The order's id.")] = None,
-    client_order_id: Annotated[str | None, Field(max_length=128, description="Or the order's client_order_id.")] = None,
+    order_id: Annotated[OrderId | None, Field(description="The order's id.")] = None,
+    client_order_id: Annotated[OrderId | None, Field(description="Or the order's client_order_id.")] = None,
 ) -> OrderResult:
-    """One order by its id or by its client_order_id (give exactly one)."""
+    """One order by its id or by its client_order_id (give exactly one). By client_order_id, an order
+    whose sending is still being resolved shows as pending_submit (or submit_failed: not placed; call
+    place_order again with the same idempotency_key)."""
     if (order_id is None) == (client_order_id is None):
         raise ValidationError("Give exactly one of order_id and client_order_id.", argument="order_id")
-    broker, who = ctx.services.broker, ctx.principal.subject
+    who = ctx.principal.subject
     if order_id is not None:
-        order = await broker.get_order(who, order_id)
+        order = await ctx.services.broker.get_order(who, order_id)
     else:
         assert client_order_id is not None
-        order = await broker.get_order_by_client_id(who, client_order_id)
-    return OrderResult(order=order, mode=ctx.services.settings.mode, broker=broker.name)
+        order = await ctx.services.orders.find_order(who, client_order_id)
+    return OrderResult(order=order, **_trading(ctx))
 
 
 class QuoteResult(Priced):
@@ -127,7 +146,7 @@ class QuoteResult(Priced):
 @tool(output=QuoteResult, scope="read", title="Latest quote", read_only=True)
 async def get_quote(
     ctx: ToolContext,
-    symbol: Annotated[str, Field(min_length=1, max_length=16, description="Ticker, e.g. AAPL.")],
+    symbol: Annotated[Symbol, Field(description="Ticker, e.g. AAPL.")],
 ) -> QuoteResult:
     """The latest price of a symbol from the configured market data source (price_source says which;
     synthetic prices are generated, not real)."""
@@ -162,7 +181,7 @@ class BarsResult(Priced):
 @tool(output=BarsResult, scope="read", title="Price bars", read_only=True)
 async def get_bars(
     ctx: ToolContext,
-    symbol: Annotated[str, Field(min_length=1, max_length=16, description="Ticker, e.g. AAPL.")],
+    symbol: Annotated[Symbol, Field(description="Ticker, e.g. AAPL.")],
     timeframe: Annotated[Literal["1Min", "5Min", "15Min", "1Hour", "1Day"], Field(description="Bar size.")] = "1Day",
     start: Annotated[
         OptionalUtcDateTime, Field(description=f"First bar ({DATETIME_HELP}). Default: end minus `limit` bars.")
@@ -201,7 +220,7 @@ class PlacedResult(Priced):
     order: Order
     idempotency_key: str = Field(description="send it again to get this same order back, never a second")
     replayed: bool = Field(description="true: this key was used before; this is the first order, unchanged")
-    risk_checks: list[RiskCheck] = Field(description="the pre-trade checks this order passed")
+    risk_checks: list[RiskCheck] = Field(description="the pre-trade checks this order passed (empty on a replay)")
 
 
 def _placed(ctx: ToolContext, placed: Placed) -> PlacedResult:
@@ -217,38 +236,40 @@ def _placed(ctx: ToolContext, placed: Placed) -> PlacedResult:
 @tool(output=PlacedResult, scope="trade", title="Place an order", destructive=True, open_world=True)
 async def place_order(
     ctx: ToolContext,
-    symbol: Annotated[str, Field(min_length=1, max_length=16, description="Ticker, e.g. AAPL.")],
-    side: Annotated[Literal["buy", "sell"], Field(description="buy or sell")],
-    qty: Annotated[PositiveDecimal | None, Field(description="Shares (fractions allowed). Or give notional.")] = None,
+    symbol: Annotated[Symbol, Field(description="Ticker, e.g. AAPL.")],
+    side: Annotated[
+        Literal["buy", "sell"],
+        Field(description="buy or sell; on the paper broker a sell beyond the position opens a short"),
+    ],
+    qty: Annotated[Qty | None, Field(description="Shares (fractions to 1e-9). Or give notional.")] = None,
     notional: Annotated[
-        PositiveDecimal | None, Field(description="Dollar amount instead of qty (market orders, day only).")
+        Notional | None, Field(description="Dollar amount instead of qty (market orders, day only).")
     ] = None,
     type: Annotated[
         Literal["market", "limit", "stop", "stop_limit", "trailing_stop"], Field(description="Order type.")
     ] = "market",
-    limit_price: Annotated[PositiveDecimal | None, Field(description="For limit and stop_limit.")] = None,
-    stop_price: Annotated[PositiveDecimal | None, Field(description="For stop and stop_limit.")] = None,
-    trail_percent: Annotated[
-        PositiveDecimal | None, Field(lt=100, description="For trailing_stop (Alpaca only).")
-    ] = None,
+    limit_price: Annotated[Price | None, Field(description="For limit and stop_limit.")] = None,
+    stop_price: Annotated[Price | None, Field(description="For stop and stop_limit.")] = None,
+    trail_percent: Annotated[TrailPercent | None, Field(description="For trailing_stop (Alpaca only).")] = None,
     time_in_force: Annotated[
         Literal["day", "gtc", "opg", "cls", "ioc", "fok"], Field(description="How long the order lives.")
     ] = "day",
     take_profit: Annotated[
-        PositiveDecimal | None,
+        Price | None,
         Field(description="Bracket order (Alpaca only): the take-profit limit price; needs stop_loss."),
     ] = None,
     stop_loss: Annotated[
-        PositiveDecimal | None,
+        Price | None,
         Field(description="Bracket order (Alpaca only): the stop-loss stop price; needs take_profit."),
     ] = None,
-    idempotency_key: Annotated[str | None, IDEMPOTENCY_KEY_FIELD] = None,
+    idempotency_key: IdempotencyKey = None,
 ) -> PlacedResult:
     """Place an order (moves money; paper unless the server is in live mode: see mode). Before it is
     sent: the arguments are validated (nothing is sent if one is wrong; the error names it) and the
     pre-trade risk checks run (each refusal has its own code, e.g. RISK_MAX_NOTIONAL, MARKET_CLOSED).
     The order is journaled before it is sent and never sent twice: reuse idempotency_key to retry
-    safely after any error. Returns the order, the idempotency key and the checks it passed."""
+    safely after any error (concurrent calls with one key send once; the others get that order with
+    replayed=true). Returns the order, the idempotency key and the checks it passed."""
     params = OrderParams(
         symbol=symbol,
         side=side,
@@ -268,23 +289,21 @@ async def place_order(
 @tool(output=OrderResult, scope="trade", title="Cancel an order", destructive=True, idempotent=True)
 async def cancel_order(
     ctx: ToolContext,
-    order_id: Annotated[str, Field(min_length=1, max_length=128, description="The order's id.")],
+    order_id: Annotated[OrderId, Field(description="The order's id.")],
 ) -> OrderResult:
     """Cancel an open order by its id. Returns the order's state afterwards (canceled, or
     pending_cancel at Alpaca). An order that already filled cannot be canceled."""
     order = await ctx.services.broker.cancel_order(ctx.principal.subject, order_id)
-    return OrderResult(order=order, mode=ctx.services.settings.mode, broker=ctx.services.broker.name)
+    return OrderResult(order=order, **_trading(ctx))
 
 
 @tool(output=PlacedResult, scope="trade", title="Close a position", destructive=True, open_world=True)
 async def close_position(
     ctx: ToolContext,
-    symbol: Annotated[str, Field(min_length=1, max_length=16, description="Ticker of the position.")],
-    qty: Annotated[PositiveDecimal | None, Field(description="Close this many shares.")] = None,
-    percentage: Annotated[
-        PositiveDecimal | None, Field(le=100, description="Or close this percentage of it (default 100).")
-    ] = None,
-    idempotency_key: Annotated[str | None, IDEMPOTENCY_KEY_FIELD] = None,
+    symbol: Annotated[Symbol, Field(description="Ticker of the position.")],
+    qty: Annotated[Qty | None, Field(description="Close this many shares.")] = None,
+    percentage: Annotated[Percentage | None, Field(description="Or close this percentage of it (default 100).")] = None,
+    idempotency_key: IdempotencyKey = None,
 ) -> PlacedResult:
     """Close all or part of a position with a market order on the opposite side. It goes through
     the same journal as place_order (idempotent with idempotency_key); reducing a position passes
@@ -323,15 +342,19 @@ class PlannedOrder(BaseModel):
     type: str
     idempotency_key: str
     state: Literal["planned", "refused", "submitted", "failed"] = Field(
-        description="planned (dry run), refused by a risk check, submitted to the broker, or failed to submit"
+        description="planned (passed the risk checks; a dry run sends nothing), refused by a risk check, "
+        "submitted to the broker, or failed to submit"
     )
-    risk_checks: list[RiskCheck] = Field(default_factory=list)
+    risk_checks: list[RiskCheck] = Field(
+        default_factory=list, description="every pre-trade check's result; a refused order has one that failed"
+    )
     error: dict[str, str] | None = Field(None, description="code and message when refused or failed")
     order_id: str | None = None
     client_order_id: str | None = None
     status: str | None = Field(None, description="the broker's order status once submitted")
     filled_qty: Decimal | None = None
     filled_avg_price: Decimal | None = None
+    notes: list[str] = Field(default_factory=list, description="what the broker assumed, e.g. short borrow terms")
 
 
 class StrategyRunResult(Trading):
@@ -339,7 +362,11 @@ class StrategyRunResult(Trading):
     strategy: str
     params: dict[str, float | int | bool]
     dry_run: bool
-    status: Literal["planned", "executed", "partial", "failed"]
+    status: Literal["planned", "executed", "partial", "refused", "failed"] = Field(
+        description="planned: a dry run whose orders all pass the risk checks; executed: every order sent; "
+        "partial: some orders refused or failed; refused: every order refused by a risk check; failed: none "
+        "sent and some failed at the broker"
+    )
     replayed: bool = Field(description="true: this idempotency_key ran before; this is that run's record")
     signals: dict[str, SymbolSignal]
     orders: list[PlannedOrder]
@@ -356,24 +383,31 @@ class StrategyRunResult(Trading):
 )
 async def execute_strategy(
     ctx: ToolContext,
-    strategy: Annotated[str, Field(min_length=1, max_length=64, description="A name from list_strategies.")],
-    symbols: Annotated[list[str], Field(min_length=1, max_length=20, description='Tickers to trade, e.g. ["SPY"].')],
+    strategy: Annotated[StrategyName, Field(description="A name from list_strategies.")],
+    symbols: Annotated[list[Symbol], Field(min_length=1, max_length=20, description='Tickers to trade, e.g. ["SPY"].')],
     params: Annotated[
         dict[str, float | int | bool] | None, Field(description="Strategy parameters (see get_strategy_info).")
     ] = None,
     capital_fraction: Annotated[
-        float, Field(gt=0, le=1, description="Share of equity the strategy may hold, split equally across symbols.")
-    ] = 0.5,
+        Fraction,
+        Field(
+            description="Share of equity the strategy may hold, split equally across symbols. The default 0.2 fits "
+            "within the default risk limits (25,000 per order, 25% of equity per position) on a new paper account."
+        ),
+    ] = Decimal("0.2"),
     timeframe: Annotated[Literal["1Min", "5Min", "15Min", "1Hour", "1Day"], Field(description="Bar size.")] = "1Day",
     lookback_bars: Annotated[int, Field(ge=20, le=5000, description="Recent bars to compute the signal on.")] = 300,
     dry_run: Annotated[bool, Field(description="true (default): only plan. false: send the orders.")] = True,
-    idempotency_key: Annotated[str | None, IDEMPOTENCY_KEY_FIELD] = None,
+    idempotency_key: IdempotencyKey = None,
 ) -> StrategyRunResult:
     """Compute a strategy's current signal on recent bars for each symbol, size target positions
     (whole shares; budget = equity x capital_fraction / symbols), diff them against the current
-    positions and run the pre-trade risk checks on each resulting market order. dry_run=true (the
-    default) returns the plan and sends nothing; dry_run=false sends the orders that passed. Every
-    run is recorded. Reusing idempotency_key returns the recorded run instead of trading again."""
+    positions and run the pre-trade risk checks on each resulting market order (each planned order
+    lists every check's result; a refused one names the check). dry_run=true (the default) returns
+    the plan and sends nothing; dry_run=false sends the orders that passed. A short target sells short
+    (paper broker: easy to borrow assumed). Every run is recorded. Reusing idempotency_key returns the
+    recorded run instead of trading again; with different arguments (a dry run's key for a real run
+    included) it is refused with IDEMPOTENCY_KEY_REUSED."""
     spec = strategy_spec(strategy)
     record, replayed = await ctx.services.executor.execute(
         ExecutionRequest(

@@ -122,12 +122,18 @@ def account_from_alpaca(body: dict[str, Any]) -> Account:
     equity = _dec(body.get("equity"))
     last_equity = to_decimal(body.get("last_equity"))
     day_start = last_equity if last_equity is not None else equity
+    basis = (
+        "Alpaca's last_equity: the account's equity at the previous trading day's close"
+        if last_equity is not None
+        else "Alpaca sent no last_equity: the current equity stands in (day P&L 0)"
+    )
     return Account(
         equity=equity,
         cash=_dec(body.get("cash")),
         buying_power=_dec(body.get("buying_power")),
         day_start_equity=day_start,
         day_pl=equity - day_start,
+        day_start_basis=basis,
         currency=str(body.get("currency") or "USD"),
         status=str(body.get("status") or "ACTIVE"),
         trading_blocked=bool(body.get("trading_blocked") or body.get("account_blocked")),

@@ -117,6 +117,9 @@ class Order(BrokerModel):
     filled_at: datetime | None = None
     reject_reason: str | None = None
     legs: list[Order] = Field(default_factory=list)
+    notes: list[str] = Field(
+        default_factory=list, description="paper broker: what the simulation assumed, e.g. the borrow terms of a short"
+    )
 
     @property
     def is_open(self) -> bool:
@@ -133,14 +136,16 @@ class Position(BrokerModel):
     cost_basis: Decimal
     unrealized_pl: Decimal | None
     realized_pl: Decimal | None = Field(None, description="paper broker only: realised P&L of this symbol")
+    short_borrow: str | None = Field(None, description="paper broker, short positions: the borrow terms assumed")
 
 
 class Account(BrokerModel):
     equity: Decimal
     cash: Decimal
     buying_power: Decimal
-    day_start_equity: Decimal = Field(description="equity at the start of the trading day (last close)")
+    day_start_equity: Decimal = Field(description="equity at the previous session's close (see day_start_basis)")
     day_pl: Decimal = Field(description="equity - day_start_equity: realised and unrealised")
+    day_start_basis: str = Field("", description="where day_start_equity comes from")
     realized_pl: Decimal | None = Field(None, description="paper broker only: since the account opened")
     starting_cash: Decimal | None = Field(None, description="paper broker only")
     currency: str = "USD"

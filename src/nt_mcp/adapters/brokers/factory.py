@@ -52,6 +52,7 @@ def build_broker(settings: Settings, db: Database, market_data: MarketData, upst
         slippage_bps=settings.paper_slippage_bps,
         commission_per_order=settings.paper_commission_per_order,
         commission_bps=settings.paper_commission_bps,
+        allow_short=settings.paper_allow_short,
     )
     return PaperBroker(db, market_data, config)
 

@@ -3,7 +3,8 @@
 Columns ``timestamp, open, high, low, close, volume`` (names case-insensitive; others ignored).
 Timestamps are ISO 8601 (an offset or ``Z`` is converted to UTC; no offset means UTC) or epoch
 numbers: seconds, or milliseconds when above 1e11. Rows must already be in strictly increasing
-time order; the loader reports the file, column and row of the first problem instead of guessing.
+time order, with ``low <= open, close <= high``; the loader reports the file, column and row of the
+first problem instead of guessing.
 Parquet needs ``pyarrow`` (optional). Rows in messages are numbered like CSV lines (header = 1).
 """
 
@@ -144,6 +145,15 @@ def load_bars(
     bad_hl = prices["high"] < prices["low"]
     if bad_hl.any():
         raise DomainValueError("high", f"{path.name} row {int(np.argmax(bad_hl)) + 2}: high below low")
+    for name in ("open", "close"):  # a fill at the open, or a mark at the close, must lie within the bar
+        outside = (prices[name] > prices["high"]) | (prices[name] < prices["low"])
+        if outside.any():
+            i = int(np.argmax(outside))
+            raise DomainValueError(
+                name,
+                f"{path.name} row {i + 2}: {name} {prices[name][i]:g} lies outside [low {prices['low'][i]:g}, "
+                f"high {prices['high'][i]:g}]",
+            )
     keep = np.ones(ts.shape[0], dtype=bool)
     if start is not None:
         keep &= ts >= _bound(start)

@@ -49,6 +49,7 @@ class Metrics:
     profit_factor: float
     expectancy: float
     total_commission: float
+    periods_per_year: int  # A, the annualisation factor used (see period_ends)
 
     def as_dict(self) -> dict[str, float | int]:
         return asdict(self)
@@ -219,10 +220,12 @@ def compute_metrics(
     - max drawdown, its duration, exposure, risk and trade figures: see the functions above.
     - Calmar ``R / |max drawdown|`` (NaN without drawdown).
     - total commission: commissions of all trades, open ones included (entry leg only).
+    - periods per year: the annualisation factor ``A`` of :func:`period_ends` that was used.
 
     ``periods``: :func:`period_ends` of ``ts_ns`` if already known (a sweep computes it once).
     """
     closed = exit_bars >= 0
+    periods = periods if periods is not None else period_ends(ts_ns)
     annual, vol, sharpe, sortino, cagr = risk_metrics(equity, ts_ns, risk_free_rate, periods)
     dd = drawdown(equity)
     mdd = max_drawdown(dd)
@@ -252,4 +255,5 @@ def compute_metrics(
         profit_factor=pf,
         expectancy=expectancy,
         total_commission=float(commissions.sum()),
+        periods_per_year=periods[1],
     )
