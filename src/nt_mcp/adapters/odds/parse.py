@@ -1,0 +1,179 @@
+"""The Odds API's event JSON as the domain's `EventOdds`, checked item by item.
+
+Shape (``/v4/sports/{sport}/odds`` is a list of these; ``/events/{id}/odds`` is one)::
+
+    {"id", "sport_key", "sport_title"?, "commence_time", "home_team", "away_team",
+     "bookmakers": [{"key", "title", "last_update",
+                     "markets": [{"key", "last_update"?, "outcomes": [{"name", "price", "point"?, "description"?}]}]}]}
+
+Times are ISO 8601 (``dateFormat=iso``) or POSIX seconds (``dateFormat=unix``). Prices are decimal odds,
+or American odds when the response was fetched with ``oddsFormat=american``. A market's snapshot time is
+its own ``last_update``, else its bookmaker's. Malformed items are skipped and counted with a reason,
+never guessed at.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from nt_mcp.adapters.odds.model import PriceFormat
+from nt_mcp.domain.betting import BookMarket, EventOdds, Outcome, decimal_from_american
+from nt_mcp.domain.errors import DomainValueError
+
+MAX_SKIP_REASONS = 20
+
+
+@dataclass(frozen=True)
+class ParsedEvent:
+    odds: EventOdds
+    sport_title: str | None
+    book_updates: dict[str, float]  # bookmaker key -> its own last_update
+
+
+@dataclass
+class ParsedBoard:
+    events: list[ParsedEvent] = field(default_factory=list)
+    skipped: int = 0
+    skip_reasons: list[str] = field(default_factory=list)
+
+    def skip(self, reason: str) -> None:
+        self.skipped += 1
+        if len(self.skip_reasons) < MAX_SKIP_REASONS:
+            self.skip_reasons.append(reason[:200])
+
+
+class _Times:
+    """ISO strings and POSIX numbers to POSIX seconds, memoised (a board repeats the same stamps)."""
+
+    def __init__(self) -> None:
+        self._seen: dict[str, float] = {}
+
+    def __call__(self, value: Any) -> float:
+        if isinstance(value, bool):
+            raise ValueError("not a time")
+        if isinstance(value, int | float):
+            if not math.isfinite(value):
+                raise ValueError("not a time")
+            return float(value)
+        if not isinstance(value, str) or len(value) > 40:
+            raise ValueError("not a time")
+        known = self._seen.get(value)
+        if known is None:
+            moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            if moment.tzinfo is None:
+                moment = moment.replace(tzinfo=UTC)
+            known = self._seen[value] = moment.timestamp()
+        return known
+
+
+def to_seconds(value: Any) -> float | None:
+    """An ISO 8601 time or POSIX seconds as POSIX seconds; None when it is neither."""
+    try:
+        return _Times()(value)
+    except (ValueError, TypeError, OverflowError):
+        return None
+
+
+def _price(value: Any, price_format: PriceFormat) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return None
+    if price_format == "american":
+        try:
+            return decimal_from_american(float(value))
+        except DomainValueError:
+            return None
+    return float(value) if value > 1 else None
+
+
+def _text(value: Any, limit: int = 300) -> str | None:
+    return value[:limit] if isinstance(value, str) and value else None
+
+
+def parse_event(raw: Any, price_format: PriceFormat, board: ParsedBoard, times: _Times | None = None) -> None:
+    """Parse one event into ``board`` (or count why it was skipped)."""
+    times = times or _Times()
+    if not isinstance(raw, dict):
+        board.skip("an event is not a JSON object")
+        return
+    event_id = _text(raw.get("id"), 128)
+    sport_key = _text(raw.get("sport_key"), 64)
+    try:
+        commence = times(raw.get("commence_time"))
+    except (ValueError, TypeError, OverflowError):
+        board.skip(f"event {event_id}: commence_time is not a time")
+        return
+    if event_id is None or sport_key is None:
+        board.skip("an event has no id or no sport_key")
+        return
+    books: list[BookMarket] = []
+    updates: dict[str, float] = {}
+    for bookmaker in raw.get("bookmakers") or ():
+        if not isinstance(bookmaker, dict) or _text(bookmaker.get("key"), 64) is None:
+            board.skip(f"event {event_id}: a bookmaker without a key")
+            continue
+        key = bookmaker["key"][:64]
+        title = _text(bookmaker.get("title"), 100) or key
+        try:
+            book_update = times(bookmaker.get("last_update"))
+        except (ValueError, TypeError, OverflowError):
+            book_update = math.nan
+        updates[key] = book_update
+        for market in bookmaker.get("markets") or ():
+            parsed = _market(market, key, title, book_update, price_format, times)
+            if isinstance(parsed, str):
+                board.skip(f"event {event_id}, {key}: {parsed}")
+            else:
+                books.append(parsed)
+    home, away = _text(raw.get("home_team"), 200), _text(raw.get("away_team"), 200)
+    board.events.append(
+        ParsedEvent(
+            EventOdds(event_id, sport_key, commence, home, away, tuple(books)), _text(raw.get("sport_title")), updates
+        )
+    )
+
+
+def _market(
+    raw: Any, bookmaker: str, title: str, book_update: float, price_format: PriceFormat, times: _Times
+) -> BookMarket | str:
+    if not isinstance(raw, dict) or _text(raw.get("key"), 64) is None:
+        return "a market without a key"
+    key = raw["key"][:64]
+    try:
+        update = times(raw["last_update"]) if raw.get("last_update") is not None else book_update
+    except (ValueError, TypeError, OverflowError):
+        update = book_update
+    if math.isnan(update):
+        return f"market {key} has no last_update"
+    outcomes = []
+    for item in raw.get("outcomes") or ():
+        if not isinstance(item, dict) or _text(item.get("name")) is None:
+            return f"market {key}: an outcome without a name"
+        price = _price(item.get("price"), price_format)
+        if price is None:
+            return f"market {key}: outcome {item['name'][:60]!r} has no valid {price_format} price"
+        point = item.get("point")
+        if point is not None and (isinstance(point, bool) or not isinstance(point, int | float)):
+            return f"market {key}: outcome {item['name'][:60]!r} has a point that is not a number"
+        if point is not None and not math.isfinite(point):
+            return f"market {key}: outcome {item['name'][:60]!r} has a point that is not finite"
+        outcomes.append(
+            Outcome(item["name"][:300], price, None if point is None else float(point), _text(item.get("description")))
+        )
+    if not outcomes:
+        return f"market {key} has no outcomes"
+    if len({o.key for o in outcomes}) != len(outcomes):
+        return f"market {key} lists the same outcome twice"
+    return BookMarket(bookmaker, key, update, tuple(outcomes), title)
+
+
+def parse_events(raw: Iterable[Any], price_format: PriceFormat = "decimal") -> ParsedBoard:
+    """Every event of a board (a list of event objects)."""
+    board = ParsedBoard()
+    times = _Times()
+    for item in raw:
+        parse_event(item, price_format, board, times)
+    return board
