@@ -11,6 +11,7 @@ odds unless ``odds_format`` asks otherwise (``decimal`` is always given beside).
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeAlias
@@ -716,7 +717,7 @@ async def find_arbitrage(
         count=len(opportunities),
         sets_checked=report.sets_checked,
         excluded_counts=report.excluded_counts,
-        exclusions=[ExclusionOut(**e.__dict__) for e in report.exclusions],
+        exclusions=[ExclusionOut(**asdict(e)) for e in report.exclusions],
         closest=[
             ClosestOut(
                 event_id=c.event_id,
