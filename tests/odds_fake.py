@@ -79,13 +79,15 @@ def nba_board(now: datetime, lakers_price: float = 2.10) -> list[dict[str, Any]]
             bookmaker(
                 "draftkings", "DraftKings", fresh,
                 market("h2h", fresh, outcome("Los Angeles Lakers", lakers_price), outcome("Boston Celtics", 1.80)),
-                market("spreads", fresh, outcome("Los Angeles Lakers", 2.40, -3.5), outcome("Boston Celtics", 1.60, 3.5)),
+                market("spreads", fresh,
+                       outcome("Los Angeles Lakers", 2.40, -3.5), outcome("Boston Celtics", 1.60, 3.5)),
                 market("totals", fresh, outcome("Over", 1.91, 220.5), outcome("Under", 1.91, 220.5)),
             ),
             bookmaker(
                 "fanduel", "FanDuel", fresh,
                 market("h2h", fresh, outcome("Boston Celtics", 2.05), outcome("Los Angeles Lakers", 1.85)),
-                market("spreads", fresh, outcome("Los Angeles Lakers", 1.60, -4.5), outcome("Boston Celtics", 2.40, 4.5)),
+                market("spreads", fresh,
+                       outcome("Los Angeles Lakers", 1.60, -4.5), outcome("Boston Celtics", 2.40, 4.5)),
                 market("totals", fresh, outcome("Over", 1.87, 220.5), outcome("Under", 1.95, 220.5)),
             ),
         ),
@@ -120,7 +122,8 @@ def nba_board(now: datetime, lakers_price: float = 2.10) -> list[dict[str, Any]]
             "Miami Heat",
             "Chicago Bulls",
             bookmaker("draftkings", "DraftKings", now - timedelta(hours=2),
-                      market("h2h", now - timedelta(hours=2), outcome("Miami Heat", 2.30), outcome("Chicago Bulls", 1.70))),
+                      market("h2h", now - timedelta(hours=2),
+                             outcome("Miami Heat", 2.30), outcome("Chicago Bulls", 1.70))),
             bookmaker("fanduel", "FanDuel", fresh,
                       market("h2h", fresh, outcome("Miami Heat", 1.65), outcome("Chicago Bulls", 2.25))),
         ),
@@ -214,7 +217,7 @@ class FakeOddsApi:
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - the http.server API
+            def do_GET(self) -> None:
                 url = urlsplit(self.path)
                 fake.requests.append(self.path)
                 status, body, cost = fake.answer(url.path, parse_qs(url.query))
@@ -228,7 +231,7 @@ class FakeOddsApi:
                 self.end_headers()
                 self.wfile.write(data)
 
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - silence the request log
+            def log_message(self, format: str, *args: Any) -> None:
                 return
 
         server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)

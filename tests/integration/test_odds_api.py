@@ -27,7 +27,7 @@ from nt_mcp.infra.schema import odds_fetches, odds_history
 from nt_mcp.server.app import build_server
 from nt_mcp.tools.services import Services
 from tests.conftest import make_settings
-from tests.odds_fake import BASE, KEY, SPORTS, answers, error, nba_board, ok, scores
+from tests.odds_fake import BASE, KEY, SPORTS, answers, bookmaker, error, event, market, nba_board, ok, outcome, scores
 from tests.results import error_of
 
 ODDS = f"{BASE}/v4/sports/basketball_nba/odds"
@@ -253,16 +253,15 @@ async def test_422_invalid_market_and_404_event_not_found(api: Services, fake: r
 async def test_event_odds_with_player_props(api: Services, fake: respx.MockRouter) -> None:
     now = datetime.now(UTC)
     fresh = now - timedelta(seconds=20)
-    props = {
-        "id": "ev-arb", "sport_key": "basketball_nba", "sport_title": "NBA", "commence_time": (now + timedelta(hours=5)).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "home_team": "Los Angeles Lakers", "away_team": "Boston Celtics",
-        "bookmakers": [{"key": "fanduel", "title": "FanDuel", "last_update": fresh.strftime("%Y-%m-%dT%H:%M:%SZ"), "markets": [
-            {"key": "player_points", "last_update": fresh.strftime("%Y-%m-%dT%H:%M:%SZ"), "outcomes": [
-                {"name": "Over", "description": "LeBron James", "price": 1.87, "point": 25.5},
-                {"name": "Under", "description": "LeBron James", "price": 1.95, "point": 25.5},
-                {"name": "Over", "description": "Jayson Tatum", "price": 1.80, "point": 27.5},
-                {"name": "Under", "description": "Jayson Tatum", "price": 2.02, "point": 27.5}]}]}],
-    }  # fmt: skip
+    stamp = fresh.strftime("%Y-%m-%dT%H:%M:%SZ")
+    points = market(
+        "player_points", fresh,
+        outcome("Over", 1.87, 25.5, "LeBron James"), outcome("Under", 1.95, 25.5, "LeBron James"),
+        outcome("Over", 1.80, 27.5, "Jayson Tatum"), outcome("Under", 2.02, 27.5, "Jayson Tatum"),
+    )  # fmt: skip
+    props = event("ev-arb", now + timedelta(hours=5), "Los Angeles Lakers", "Boston Celtics",
+                  bookmaker("fanduel", "FanDuel", fresh, points))  # fmt: skip
+    assert props["bookmakers"][0]["last_update"] == stamp
     route = fake.get(f"{BASE}/v4/sports/basketball_nba/events/ev-arb/odds").mock(return_value=ok(props, last=1))
     body = _ok(
         await _call(
@@ -387,7 +386,7 @@ async def test_margins_scores_events_sports_and_quota(api: Services, fake: respx
     dk = [1 / 2.1 + 1 / 1.8 - 1, 1 / 2.3 + 1 / 1.7 - 1, 1 / 2.3 + 1 / 1.7 - 1]
     assert by_book["draftkings"]["books"] == 3
     assert by_book["draftkings"]["mean_overround_pct"] == pytest.approx(sum(dk) / 3 * 100, abs=1e-5)
-    assert [m["bookmaker"] for m in margins["bookmakers"]][0] == "betfair_ex_uk"  # 1/1.95 + 1/1.98: the lowest
+    assert margins["bookmakers"][0]["bookmaker"] == "betfair_ex_uk"  # 1/1.95 + 1/1.98: the lowest
     assert scores_route.calls.last.request.url.params["daysFrom"] == "2"
     assert games["cost"]["expected_max"] == 2 and games["cost"]["charged"] == 2
     done = next(g for g in games["games"] if g["id"] == "ev-done")

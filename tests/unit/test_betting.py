@@ -310,7 +310,8 @@ def test_kelly_maximises_expected_log_growth_on_a_grid(p: float, d: float) -> No
 def test_bookmaker_margins_lowest_first() -> None:
     board = [
         event(book("sharp", "h2h", ("X", 1.98), ("Y", 1.98)), book("soft", "h2h", ("X", 1.87), ("Y", 1.87))),
-        event(book("sharp", "h2h", ("X", 2.5), ("Y", 1.6)), book("soft", "totals", ("Over", 1.9, 220.5), ("Under", 1.9, 220.5))),
+        event(book("sharp", "h2h", ("X", 2.5), ("Y", 1.6)),
+              book("soft", "totals", ("Over", 1.9, 220.5), ("Under", 1.9, 220.5))),
     ]  # fmt: skip
     margins = bookmaker_margins(board, "h2h")
     assert [m.bookmaker for m in margins] == ["sharp", "soft"]
