@@ -24,3 +24,6 @@ CREATE INDEX IF NOT EXISTS ix_orders_open_principal ON orders (principal, create
 
 -- nt_mcp.infra.backtests.BacktestStore.recent_query: a principal's latest backtests, newest first (list_backtests).
 CREATE INDEX IF NOT EXISTS ix_backtests_principal_created ON backtests (principal, created_at DESC);
+
+-- nt_mcp.infra.odds_history.OddsHistory.event_query: an event's stored odds in time order (analyze_odds_movement).
+CREATE INDEX IF NOT EXISTS ix_odds_history_event ON odds_history (event_id, last_update, id);

@@ -174,10 +174,10 @@ class FilesOdds:
         fresh = self._first_time(path, loaded, ("odds", request))
         window = _window(request.commence_from, request.commence_to)
         ids = set(request.event_ids)
-        chosen = [
-            _filtered(e, request)
+        chosen = [  # items that are not events are kept: the parser counts them as skipped, with a reason
+            _filtered(e, request) if isinstance(e, dict) else e
             for e in events
-            if isinstance(e, dict) and window(e.get("commence_time")) and (not ids or e.get("id") in ids)
+            if not isinstance(e, dict) or (window(e.get("commence_time")) and (not ids or e.get("id") in ids))
         ]
         return self._fetched(chosen, "odds", path, loaded, fresh)
 
