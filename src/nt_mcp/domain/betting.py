@@ -282,37 +282,53 @@ def _check_probability(p: float) -> None:
 OutcomeKey = tuple[str, str | None, float | None]  # (name, description, point)
 
 
-@dataclass(frozen=True, slots=True)
 class Outcome:
-    """One priced outcome. Its identity is (name, description, point): never its position in a list."""
+    """One priced outcome. Its identity ``key`` is (name, description, point): never its position in a list.
 
-    name: str
-    price: float  # decimal odds
-    point: float | None = None  # the handicap or total line (spreads, totals, props)
-    description: str | None = None  # e.g. the player of a player prop
-    key: OutcomeKey = field(init=False, compare=False)
+    A plain slotted class rather than a dataclass: a board holds hundreds of thousands of these and a
+    frozen dataclass costs ~8x more to build. Treat instances as immutable."""
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "key", (self.name, self.description, self.point))
+    __slots__ = ("description", "key", "name", "point", "price")
+
+    def __init__(self, name: str, price: float, point: float | None = None, description: str | None = None) -> None:
+        self.name = name
+        self.price = price  # decimal odds
+        self.point = point  # the handicap or total line (spreads, totals, props)
+        self.description = description  # e.g. the player of a player prop
+        self.key: OutcomeKey = (name, description, point)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Outcome) and (self.key, self.price) == (other.key, other.price)
+
+    def __hash__(self) -> int:
+        return hash((self.key, self.price))
+
+    def __repr__(self) -> str:
+        return f"Outcome({self.name!r}, {self.price!r}, point={self.point!r}, description={self.description!r})"
 
 
-@dataclass(frozen=True, slots=True)
 class BookMarket:
-    """One bookmaker's prices on one market of one event, as of ``last_update``."""
+    """One bookmaker's prices on one market of one event, as of ``last_update``; ``signature`` is the set
+    of its outcome keys (a line of a spread or total is its own signature). Treat as immutable."""
 
-    bookmaker: str
-    market: str
-    last_update: float
-    outcomes: tuple[Outcome, ...]
-    bookmaker_title: str = ""
-    signature: frozenset[OutcomeKey] = field(init=False, compare=False)
+    __slots__ = ("bookmaker", "bookmaker_title", "last_update", "market", "outcomes", "signature")
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "signature", frozenset(o.key for o in self.outcomes))
+    def __init__(
+        self, bookmaker: str, market: str, last_update: float, outcomes: tuple[Outcome, ...], bookmaker_title: str = ""
+    ) -> None:
+        self.bookmaker = bookmaker
+        self.market = market
+        self.last_update = last_update
+        self.outcomes = outcomes
+        self.bookmaker_title = bookmaker_title
+        self.signature: frozenset[OutcomeKey] = frozenset([o.key for o in outcomes])
 
     @property
     def lay(self) -> bool:
         return is_lay_market(self.market)
+
+    def __repr__(self) -> str:
+        return f"BookMarket({self.bookmaker!r}, {self.market!r}, {self.last_update!r}, {self.outcomes!r})"
 
 
 @dataclass(frozen=True, slots=True)

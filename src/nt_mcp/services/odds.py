@@ -21,7 +21,7 @@ from typing import Any
 
 from nt_mcp.adapters.odds import build_odds_source
 from nt_mcp.adapters.odds.model import Fetched, OddsRequest, OddsSource, Quota
-from nt_mcp.adapters.odds.parse import ParsedEvent, parse_events
+from nt_mcp.adapters.odds.parse import ParsedEvent, gc_paused, parse_events
 from nt_mcp.config import Settings
 from nt_mcp.domain.betting import (
     ArbitrageQuery,
@@ -70,6 +70,36 @@ class Movement:
 
 def _ts(seconds: float) -> datetime:
     return datetime.fromtimestamp(seconds, UTC)
+
+
+def _snapshot_rows(fetch_id: str, fetched: Fetched, events: list[ParsedEvent]) -> list[dict[str, Any]]:
+    """One odds_history row per price of ``events`` (decimal odds as exact decimals of the float)."""
+    rows = []
+    with gc_paused():
+        for parsed in events:
+            event = parsed.odds
+            commence = _ts(event.commence_time)
+            for book in event.books:
+                last_update = _ts(book.last_update)
+                for o in book.outcomes:
+                    rows.append(
+                        {
+                            "fetch_id": fetch_id,
+                            "fetched_at": fetched.fetched_at,
+                            "source": fetched.source,
+                            "sport_key": event.sport_key,
+                            "event_id": event.event_id,
+                            "commence_time": commence,
+                            "bookmaker": book.bookmaker,
+                            "market": book.market,
+                            "outcome": o.name,
+                            "description": o.description,
+                            "point": None if o.point is None else Decimal(repr(o.point)),
+                            "price": Decimal(repr(o.price)),
+                            "last_update": last_update,
+                        }
+                    )
+    return rows
 
 
 class OddsService:
@@ -151,30 +181,7 @@ class OddsService:
 
     async def _store(self, fetched: Fetched, events: list[ParsedEvent], sport: str) -> Stored:
         fetch_id = uuid.uuid4().hex
-        rows = []
-        for parsed in events:
-            event = parsed.odds
-            commence = _ts(event.commence_time)
-            for book in event.books:
-                last_update = _ts(book.last_update)
-                for o in book.outcomes:
-                    rows.append(
-                        {
-                            "fetch_id": fetch_id,
-                            "fetched_at": fetched.fetched_at,
-                            "source": fetched.source,
-                            "sport_key": event.sport_key,
-                            "event_id": event.event_id,
-                            "commence_time": commence,
-                            "bookmaker": book.bookmaker,
-                            "market": book.market,
-                            "outcome": o.name,
-                            "description": o.description,
-                            "point": None if o.point is None else Decimal(repr(o.point)),
-                            "price": Decimal(repr(o.price)).quantize(Decimal("0.000001")),
-                            "last_update": last_update,
-                        }
-                    )
+        rows = await asyncio.to_thread(_snapshot_rows, fetch_id, fetched, events)
         quota = fetched.quota
         fetch = {
             "id": fetch_id,
@@ -196,8 +203,12 @@ class OddsService:
 
     async def arbitrage(self, request: OddsRequest, query: ArbitrageQuery) -> tuple[Board, ArbitrageReport]:
         board = await self.odds(request)
-        report = await asyncio.to_thread(find_arbitrage, [e.odds for e in board.events], query)
-        return board, report
+
+        def scan() -> ArbitrageReport:
+            with gc_paused():
+                return find_arbitrage([e.odds for e in board.events], query)
+
+        return board, await asyncio.to_thread(scan)
 
     async def margins(self, request: OddsRequest) -> tuple[Board, list[BookmakerMargin]]:
         board = await self.odds(request)

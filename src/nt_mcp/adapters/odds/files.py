@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from nt_mcp.adapters.odds.model import Cost, Fetched, OddsRequest, PriceFormat, Quota, SourceName
-from nt_mcp.adapters.odds.parse import to_seconds
+from nt_mcp.adapters.odds.parse import gc_paused, to_seconds
 from nt_mcp.errors import NotFoundError, ValidationError
 
 _SPORT_FILE = re.compile(r"^([a-z0-9_]{1,64})\.json$")
@@ -91,7 +91,9 @@ class FilesOdds:
         if stat.st_size > MAX_FILE_BYTES:
             raise ValidationError(f"{path.name} is larger than {MAX_FILE_BYTES} bytes", argument="sport")
         try:
-            data = json.loads(path.read_bytes())
+            raw = path.read_bytes()
+            with gc_paused():
+                data = json.loads(raw)
         except (OSError, ValueError) as error:
             raise ValidationError(
                 f"{path.name} in NT_ODDS_DIR is not readable JSON ({type(error).__name__})", argument="sport"

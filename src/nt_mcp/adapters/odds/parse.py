@@ -14,14 +14,16 @@ never guessed at.
 
 from __future__ import annotations
 
+import gc
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from nt_mcp.adapters.odds.model import PriceFormat
-from nt_mcp.domain.betting import BookMarket, EventOdds, Outcome, decimal_from_american
+from nt_mcp.domain.betting import MAX_DECIMAL_ODDS, BookMarket, EventOdds, Outcome, decimal_from_american
 from nt_mcp.domain.errors import DomainValueError
 
 MAX_SKIP_REASONS = 20
@@ -78,15 +80,20 @@ def to_seconds(value: Any) -> float | None:
         return None
 
 
-def _price(value: Any, price_format: PriceFormat) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+_NUMBER = (int, float)
+
+
+def _price(value: Any, american: bool) -> float | None:
+    """Decimal odds from a JSON number (decimal, or American when ``american``); None when it is not a price."""
+    kind = type(value)
+    if kind is not float and kind is not int:  # bool is not a price (type(True) is bool)
         return None
-    if price_format == "american":
+    if american:
         try:
             return decimal_from_american(float(value))
         except DomainValueError:
             return None
-    return float(value) if value > 1 else None
+    return float(value) if 1 < value <= MAX_DECIMAL_ODDS else None  # NaN and inf fail the comparison
 
 
 def _text(value: Any, limit: int = 300) -> str | None:
@@ -96,6 +103,7 @@ def _text(value: Any, limit: int = 300) -> str | None:
 def parse_event(raw: Any, price_format: PriceFormat, board: ParsedBoard, times: _Times | None = None) -> None:
     """Parse one event into ``board`` (or count why it was skipped)."""
     times = times or _Times()
+    american = price_format == "american"
     if not isinstance(raw, dict):
         board.skip("an event is not a JSON object")
         return
@@ -123,7 +131,7 @@ def parse_event(raw: Any, price_format: PriceFormat, board: ParsedBoard, times: 
             book_update = math.nan
         updates[key] = book_update
         for market in bookmaker.get("markets") or ():
-            parsed = _market(market, key, title, book_update, price_format, times)
+            parsed = _market(market, key, title, book_update, american, times)
             if isinstance(parsed, str):
                 board.skip(f"event {event_id}, {key}: {parsed}")
             else:
@@ -137,43 +145,71 @@ def parse_event(raw: Any, price_format: PriceFormat, board: ParsedBoard, times: 
 
 
 def _market(
-    raw: Any, bookmaker: str, title: str, book_update: float, price_format: PriceFormat, times: _Times
+    raw: Any, bookmaker: str, title: str, book_update: float, american: bool, times: _Times
 ) -> BookMarket | str:
-    if not isinstance(raw, dict) or _text(raw.get("key"), 64) is None:
+    """One market of one bookmaker, or why it is unusable. The hot path of a board: plain type checks."""
+    if type(raw) is not dict:
+        return "a market that is not a JSON object"
+    key = raw.get("key")
+    if type(key) is not str or not key:
         return "a market without a key"
-    key = raw["key"][:64]
+    key = key[:64]
+    stamp = raw.get("last_update")
     try:
-        update = times(raw["last_update"]) if raw.get("last_update") is not None else book_update
+        update = book_update if stamp is None else times(stamp)
     except (ValueError, TypeError, OverflowError):
         update = book_update
-    if math.isnan(update):
+    if update != update:  # NaN: neither the market nor its bookmaker has a last_update
         return f"market {key} has no last_update"
     outcomes = []
     for item in raw.get("outcomes") or ():
-        if not isinstance(item, dict) or _text(item.get("name")) is None:
+        if type(item) is not dict:
+            return f"market {key}: an outcome that is not a JSON object"
+        name = item.get("name")
+        if type(name) is not str or not name:
             return f"market {key}: an outcome without a name"
-        price = _price(item.get("price"), price_format)
+        price = _price(item.get("price"), american)
         if price is None:
-            return f"market {key}: outcome {item['name'][:60]!r} has no valid {price_format} price"
+            return f"market {key}: outcome {name[:60]!r} has no valid {'american' if american else 'decimal'} price"
         point = item.get("point")
-        if point is not None and (isinstance(point, bool) or not isinstance(point, int | float)):
-            return f"market {key}: outcome {item['name'][:60]!r} has a point that is not a number"
-        if point is not None and not math.isfinite(point):
-            return f"market {key}: outcome {item['name'][:60]!r} has a point that is not finite"
-        outcomes.append(
-            Outcome(item["name"][:300], price, None if point is None else float(point), _text(item.get("description")))
-        )
+        if point is not None:
+            if type(point) not in _NUMBER or not -1e9 < point < 1e9:
+                return f"market {key}: outcome {name[:60]!r} has a point that is not a finite number"
+            point = float(point)
+        description = item.get("description")
+        if description is not None and (type(description) is not str or not description):
+            description = None
+        outcomes.append(Outcome(name[:300], price, point, description[:300] if description else None))
     if not outcomes:
         return f"market {key} has no outcomes"
-    if len({o.key for o in outcomes}) != len(outcomes):
+    parsed = BookMarket(bookmaker, key, update, tuple(outcomes), title)
+    if len(parsed.signature) != len(outcomes):
         return f"market {key} lists the same outcome twice"
-    return BookMarket(bookmaker, key, update, tuple(outcomes), title)
+    return parsed
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector for a bulk computation, then resume it.
+
+    A large board is hundreds of thousands of small objects that hold no reference cycles; while they
+    are built (and scanned) the collector would walk the whole heap over and over (about 3x the time
+    on 1,000 events x 40 bookmakers). Reference counting still frees everything as usual."""
+    paused = gc.isenabled()
+    if paused:
+        gc.disable()
+    try:
+        yield
+    finally:
+        if paused:
+            gc.enable()
 
 
 def parse_events(raw: Iterable[Any], price_format: PriceFormat = "decimal") -> ParsedBoard:
-    """Every event of a board (a list of event objects)."""
+    """Every event of a board (a list of event objects), built with the collector paused (`gc_paused`)."""
     board = ParsedBoard()
     times = _Times()
-    for item in raw:
-        parse_event(item, price_format, board, times)
+    with gc_paused():
+        for item in raw:
+            parse_event(item, price_format, board, times)
     return board

@@ -27,6 +27,7 @@ from prometheus_client import Counter, Gauge
 from nt_mcp import __version__
 from nt_mcp.adapters.odds.errors import SERVICE, classify
 from nt_mcp.adapters.odds.model import Cost, Fetched, OddsRequest, PriceFormat, Quota, SourceName, odds_cost
+from nt_mcp.adapters.odds.parse import gc_paused
 from nt_mcp.errors import ExternalAPIError, NetworkError, TradingError
 from nt_mcp.infra.cache import Cache
 from nt_mcp.infra.observability import redact
@@ -159,7 +160,8 @@ class TheOddsApi:
         if response.status_code >= 400:
             raise classify(response.status_code, response.content, response.headers.get("retry-after"), self._key)
         try:
-            body = response.json()
+            with gc_paused():
+                body = response.json()
         except ValueError:
             raise ExternalAPIError(
                 f"The Odds API answered {endpoint} with something that is not JSON.",
