@@ -325,7 +325,7 @@ async def test_find_arbitrage_on_a_board_with_traps(api: Services, fake: respx.M
     assert arb["implied_sum"] == pytest.approx(1 / 2.1 + 1 / 2.05)
     legs = {leg["name"]: (leg["bookmaker"], leg["price"], leg["stake"], leg["payout"]) for leg in arb["legs"]}
     assert legs == {
-        "Los Angeles Lakers": ("draftkings", 2.1, "494", "1037.4"),
+        "Los Angeles Lakers": ("draftkings", 2.1, "494", "1037.40"),
         "Boston Celtics": ("fanduel", 2.05, "506", "1037.30"),
     }
     assert (arb["total_staked"], arb["guaranteed_payout"], arb["profit"], arb["profit_pct"]) == (

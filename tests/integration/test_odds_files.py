@@ -104,7 +104,8 @@ async def test_every_odds_tool_on_saved_answers(files: Services, tmp_path: Path)
             ("fanduel", "126.5"),
             ("draftkings", "123.5"),
         ]
-        assert found["profit"] == "9.325" and arbitrage["as_of"] == "2026-03-01T18:00:00Z"
+        assert found["profit"] == "9.32"  # 126.5 x 2.05 = 259.325, paid 259.32
+        assert arbitrage["as_of"] == "2026-03-01T18:00:00Z"
         assert arbitrage["excluded_counts"] == {"started": 1, "stale_quote": 1}
         # judged now (2026 is long past for this board), every event has started
         stale_view = _ok(await client.call_tool("find_arbitrage", {"sport": "basketball_nba"}))

@@ -208,7 +208,7 @@ def guaranteed_profit(prices: Sequence[float], total: Fraction | Decimal | int) 
 @dataclass(frozen=True)
 class RoundedStakes:
     stakes: list[Decimal]  # multiples of the unit
-    payouts: list[Decimal]  # stake_i * d_i (exact)
+    payouts: list[Decimal]  # stake_i * d_i, rounded down to cents
     total_staked: Decimal
     profit: Decimal  # min(payouts) - total_staked: what is guaranteed after rounding
     profit_pct: Decimal  # profit / total_staked * 100, 4 places
@@ -216,15 +216,17 @@ class RoundedStakes:
 
 def round_stakes(prices: Sequence[float], total: Decimal, unit: Decimal) -> RoundedStakes:
     """`arbitrage_stakes` rounded to multiples of ``unit`` (half to even), then the payouts
-    ``stake_i * d_i`` and the guaranteed profit ``min(payouts) - sum(stakes)`` recomputed from the
-    rounded stakes (rounding can turn a thin edge into a loss)."""
+    ``stake_i * d_i`` (rounded down to cents, as bookmakers pay) and the guaranteed profit
+    ``min(payouts) - sum(stakes)`` recomputed from the rounded stakes (rounding can turn a thin edge
+    into a loss)."""
     if unit <= 0:
         raise DomainValueError("stake_unit", "the stake unit must be positive")
     stakes = []
     for raw in arbitrage_stakes(prices, total):
         units = (Decimal(raw.numerator) / Decimal(raw.denominator) / unit).quantize(Decimal(1), ROUND_HALF_EVEN)
         stakes.append(units * unit)
-    payouts = [stake * Decimal(repr(d)) for stake, d in zip(stakes, prices, strict=True)]
+    cent = Decimal("0.01")
+    payouts = [(stake * Decimal(repr(d))).quantize(cent, ROUND_DOWN) for stake, d in zip(stakes, prices, strict=True)]
     staked = sum(stakes, Decimal(0))
     profit = min(payouts) - staked
     pct = (profit / staked * 100).quantize(Decimal("0.0001")) if staked > 0 else Decimal(0)
