@@ -337,3 +337,56 @@ def test_movement_opening_latest_and_biggest_move() -> None:
     assert first.biggest_move is not None and first.biggest_move.at == NOW + 120
     assert first.biggest_move.probability_change == pytest.approx(1 / 1.8 - 1 / 2.0)
     assert series[1].changes == 0 and series[1].biggest_move is None
+
+
+# ---------------------------------------------------------------- robustness: an answer or a DomainValueError
+
+odds_text = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True).map(repr),
+    st.integers(min_value=-(10**12), max_value=10**12).map(str),
+    st.sampled_from(["5/2", "0/1", "1/0", "-1/2", "evens", "EVS", "1e999", "-0", "", " ", "+", "1/", "/2", "nan"]),
+    st.text(max_size=50),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(odds_text, st.sampled_from(["decimal", "american", "fractional", "probability"]))
+def test_parse_and_format_never_fail_with_anything_but_a_named_domain_error(text: str, fmt: str) -> None:
+    try:
+        d = parse_odds(text, fmt, "value")  # type: ignore[arg-type]
+    except DomainValueError as error:
+        assert error.argument == "value"
+        return
+    assert 1 < d <= 1_000_001
+    for shown in ("decimal", "american", "fractional", "probability"):
+        format_odds(d, shown)  # type: ignore[arg-type]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.floats(min_value=1.000001, max_value=1_000_000), min_size=2, max_size=30))
+def test_shin_answers_or_says_it_has_no_solution(prices: list[float]) -> None:
+    try:
+        result = shin_probabilities(prices)
+    except DomainValueError as error:
+        assert error.argument == "odds"
+        return
+    assert all(0 <= p <= 1 for p in result.probabilities)
+    assert sum(result.probabilities) == pytest.approx(1, abs=1e-6)
+
+
+def test_shin_without_a_solution_is_a_domain_error() -> None:
+    with pytest.raises(DomainValueError, match="no solution"):
+        shin_probabilities([1.01, 1.01, 1.01])  # S = 2.97: the iteration diverges
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.floats(min_value=1e-9, max_value=0.999999999),
+    st.floats(min_value=1.000001, max_value=1_000_000),
+    st.floats(min_value=1e-6, max_value=1),
+    st.floats(min_value=1e-6, max_value=1),
+)
+def test_kelly_stake_is_finite_and_within_the_cap(p: float, d: float, fraction: float, cap: float) -> None:
+    result = kelly_stake(p, d, Decimal(10**9), fraction, cap)
+    assert 0 <= result.applied_fraction <= cap and math.isfinite(result.expected_log_growth)
+    assert 0 <= result.stake <= Decimal(10**9) * Decimal(repr(cap))

@@ -159,10 +159,19 @@ def shin_probabilities(prices: Sequence[float], max_iterations: int = 1000) -> S
         raise DomainValueError("odds", f"Shin's method needs a book with a margin (sum of 1/odds > 1), got {s:.6f}")
     if s == 1:
         return ShinResult([1 / d for d in prices], 0.0, 0, True)
-    details = shin.calculate_implied_probabilities(list(prices), max_iterations=max_iterations, full_output=True)
+    try:
+        details = shin.calculate_implied_probabilities(list(prices), max_iterations=max_iterations, full_output=True)
+    except (ArithmeticError, ValueError):
+        details = None
+    probabilities = list(details.implied_probabilities) if details is not None else []
+    if not probabilities or not all(0 <= p <= 1 for p in probabilities) or abs(math.fsum(probabilities) - 1) > 1e-6:
+        raise DomainValueError(
+            "odds", f"Shin's method finds no solution for this book (sum of 1/odds = {s:.6f}); use proportional"
+        )
+    assert details is not None
     iterations = int(details.iterations)
     converged = iterations < max_iterations and details.delta <= 1e-12
-    return ShinResult(list(details.implied_probabilities), float(details.z), iterations, converged)
+    return ShinResult(probabilities, float(details.z), iterations, converged)
 
 
 def fair_probabilities(prices: Sequence[float], method: MarginMethod) -> list[float]:

@@ -23,10 +23,19 @@ from datetime import UTC, datetime
 from typing import Any
 
 from nt_mcp.adapters.odds.model import PriceFormat
-from nt_mcp.domain.betting import MAX_DECIMAL_ODDS, BookMarket, EventOdds, Outcome, decimal_from_american
+from nt_mcp.domain.betting import (
+    MAX_DECIMAL_ODDS,
+    BookMarket,
+    EventOdds,
+    Outcome,
+    check_decimal,
+    decimal_from_american,
+)
 from nt_mcp.domain.errors import DomainValueError
 
 MAX_SKIP_REASONS = 20
+EARLIEST_S, LATEST_S = 0.0, 4_102_444_800.0  # 1970-01-01 .. 2100-01-01: times outside are not times
+MAX_POINT = 1_000_000.0  # handicaps and totals are small numbers
 
 
 @dataclass(frozen=True)
@@ -58,8 +67,8 @@ class _Times:
         if isinstance(value, bool):
             raise ValueError("not a time")
         if isinstance(value, int | float):
-            if not math.isfinite(value):
-                raise ValueError("not a time")
+            if not EARLIEST_S <= value <= LATEST_S:  # NaN fails too
+                raise ValueError("not a time between 1970 and 2100")
             return float(value)
         if not isinstance(value, str) or len(value) > 40:
             raise ValueError("not a time")
@@ -68,7 +77,10 @@ class _Times:
             moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
             if moment.tzinfo is None:
                 moment = moment.replace(tzinfo=UTC)
-            known = self._seen[value] = moment.timestamp()
+            known = moment.timestamp()
+            if not EARLIEST_S <= known <= LATEST_S:
+                raise ValueError("not a time between 1970 and 2100")
+            self._seen[value] = known
         return known
 
 
@@ -90,7 +102,7 @@ def _price(value: Any, american: bool) -> float | None:
         return None
     if american:
         try:
-            return decimal_from_american(float(value))
+            return check_decimal(decimal_from_american(float(value)))
         except DomainValueError:
             return None
     return float(value) if 1 < value <= MAX_DECIMAL_ODDS else None  # NaN and inf fail the comparison
@@ -173,7 +185,7 @@ def _market(
             return f"market {key}: outcome {name[:60]!r} has no valid {'american' if american else 'decimal'} price"
         point = item.get("point")
         if point is not None:
-            if type(point) not in _NUMBER or not -1e9 < point < 1e9:
+            if type(point) not in _NUMBER or not -MAX_POINT < point < MAX_POINT:
                 return f"market {key}: outcome {name[:60]!r} has a point that is not a finite number"
             point = float(point)
         description = item.get("description")
