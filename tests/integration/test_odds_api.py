@@ -230,6 +230,19 @@ async def test_5xx_is_retried_then_opens_the_breaker(tmp_path: Path, fake: respx
         await services.close()
 
 
+async def test_a_sent_request_without_answer_is_not_retried_but_a_failed_connection_is(
+    api: Services, fake: respx.MockRouter
+) -> None:
+    route = fake.get(ODDS).mock(side_effect=httpx.ReadTimeout("no answer"))
+    timeout = error_of(await _call(api, "get_odds", {"sport": "basketball_nba"}))
+    assert route.call_count == 1  # it may have been charged: never sent twice
+    assert timeout["code"] == "NETWORK_ERROR" and timeout["retryable"] is False and "charged" in timeout["message"]
+    route.mock(side_effect=httpx.ConnectError("refused"))
+    refused = error_of(await _call(api, "get_odds", {"sport": "basketball_nba"}))
+    assert route.call_count == 4  # never reached the API: retried, three attempts
+    assert refused["code"] == "NETWORK_ERROR" and refused["retryable"] is True
+
+
 async def test_422_invalid_market_and_404_event_not_found(api: Services, fake: respx.MockRouter) -> None:
     url = f"{BASE}/v4/sports/basketball_nba/events/ev-arb/odds"
     route = fake.get(url).mock(

@@ -7,6 +7,9 @@ retries for 429/5xx only, and the cache.
 - Every answer's quota headers (``x-requests-remaining``, ``-used``, ``-last``) are kept as the latest
   `Quota` and exported as the gauges ``nt_mcp_odds_quota_remaining`` / ``_used`` and the counter
   ``nt_mcp_odds_credits_spent`` (by endpoint).
+- Retries (resilience.Upstreams): 429 and 5xx, and connection failures (the request never left, no
+  credit spent). A request that was sent but got no answer (read timeout) is not retried: it may have
+  been charged.
 - Odds are always fetched as decimal odds with ISO dates (tools convert for display): one price
   format upstream means one cache entry per board and one way to compute.
 - Cache TTLs: ``NT_ODDS_TTL_S`` (30 s) for odds, event odds, events and scores; ``NT_ODDS_SPORTS_TTL_S``
@@ -147,13 +150,16 @@ class TheOddsApi:
         """One GET; the body and the quota of its answer, or the typed error."""
         try:
             response = await self._http.get(path, params={**params, "apiKey": self._key})
-        except httpx.TimeoutException:
+        except (httpx.ConnectError, httpx.ConnectTimeout) as error:  # never sent: no credit spent, safe to retry
             raise NetworkError(
-                f"The Odds API did not answer within the timeout ({endpoint}).", context={"service": SERVICE}
+                f"Could not connect to The Odds API ({endpoint}: {type(error).__name__}).", context={"service": SERVICE}
             ) from None
-        except httpx.HTTPError as error:
+        except httpx.HTTPError as error:  # sent, outcome unknown: a retry could be charged twice, so none
             raise NetworkError(
-                f"Could not reach The Odds API ({endpoint}: {type(error).__name__}).", context={"service": SERVICE}
+                f"The Odds API did not answer ({endpoint}: {type(error).__name__}); the request may have been "
+                "charged. Try again if the credits allow.",
+                retryable=False,
+                context={"service": SERVICE},
             ) from None
         REQUESTS.labels(endpoint, str(response.status_code)).inc()
         quota = self._observe(endpoint, response.headers)
