@@ -658,7 +658,7 @@ async def find_arbitrage(
     Excluded with reasons: started events, stale quotes, incomplete outcome sets, lay markets.
     Costs markets x regions credits (one odds request)."""
     now = as_of or datetime.now(UTC)
-    rates = {k: v for k, v in (commission or {}).items()}
+    rates = dict(commission or {})
     query = ArbitrageQuery(
         markets=frozenset(markets),
         now=now.timestamp(),
