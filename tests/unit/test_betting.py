@@ -126,9 +126,12 @@ def test_shin_needs_a_positive_margin() -> None:
 def test_fair_probabilities_sum_to_one(prices: list[float]) -> None:
     assert sum(proportional_probabilities(prices)) == pytest.approx(1)
     assume(sum(1 / d for d in prices) > 1.0001)
-    shin = shin_probabilities(prices)
-    if shin.converged:
-        assert sum(shin.probabilities) == pytest.approx(1, abs=1e-6)
+    try:
+        shin = shin_probabilities(prices)
+    except DomainValueError as error:  # a margin too large for the model (e.g. S = 2.27): said, not guessed
+        assert "no solution" in error.message
+        return
+    assert sum(shin.probabilities) == pytest.approx(1, abs=1e-6)
 
 
 # ---------------------------------------------------------------- best prices
