@@ -28,3 +28,6 @@ CREATE INDEX IF NOT EXISTS ix_backtests_principal_created ON backtests (principa
 -- nt_mcp.adapters.brokers.paper.PaperBroker.fills_since_query: a principal's fills of today, undone to find
 -- the equity at the previous session's close (day_start_equity, the daily-loss halt).
 CREATE INDEX IF NOT EXISTS ix_fills_principal_filled ON fills (principal, filled_at);
+
+-- nt_mcp.infra.odds_history.OddsHistory.event_query: an event's stored odds in time order (analyze_odds_movement).
+CREATE INDEX IF NOT EXISTS ix_odds_history_event ON odds_history (event_id, last_update, id);

@@ -100,6 +100,15 @@ class Settings(BaseSettings):
     # idempotency: how long a call waits for another call with the same key to finish it
     idempotency_wait_s: float = Field(30.0, gt=0, le=600)
 
+    # sports odds: The Odds API v4 when NT_ODDS_API_KEY is set, else saved responses in NT_ODDS_DIR, else none
+    odds_api_key: SecretStr | None = None
+    odds_api_base_url: str = "https://api.the-odds-api.com"
+    odds_dir: Path | None = None  # <sport_key>.json (the /v4/sports/{sport}/odds response), <sport_key>.scores.json
+    odds_files_format: Literal["decimal", "american"] = "decimal"  # the oddsFormat the files were saved with
+    odds_ttl_s: float = Field(30.0, gt=0, le=3600)  # cache of odds, event odds and scores responses
+    odds_sports_ttl_s: float = Field(21600.0, gt=0, le=604800)  # cache of the sports list (free upstream)
+    odds_timeout_s: float = Field(10.0, gt=0, le=120)
+
     # pre-trade risk limits (0 disables a numeric limit; lists are comma-separated symbols)
     risk_max_order_notional: Decimal = Field(Decimal("25000"), ge=0)
     risk_max_position_weight: Decimal = Field(Decimal("0.25"), ge=0, le=10)
@@ -176,6 +185,19 @@ class Settings(BaseSettings):
     @classmethod
     def _blank_dir_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("odds_api_key", "odds_dir", mode="before")
+    @classmethod
+    def _blank_odds_setting_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("odds_api_base_url")
+    @classmethod
+    def _check_odds_base_url(cls, value: str) -> str:
+        scheme, sep, rest = value.strip().partition("://")
+        if scheme not in {"http", "https"} or not sep or not rest or "?" in rest:
+            raise ValueError("must be an http(s) base URL without a query, e.g. https://api.the-odds-api.com")
+        return value.strip().rstrip("/")
 
     @field_validator("http_rate_limit", "auth_failure_limit")
     @classmethod

@@ -16,6 +16,7 @@ from nt_mcp.infra import migrate
 from nt_mcp.infra.audit import AuditLog
 from nt_mcp.infra.backtests import BacktestStore
 from nt_mcp.infra.db import Database
+from nt_mcp.infra.odds_history import OddsHistory
 from nt_mcp.infra.spool import Replayer
 from nt_mcp.services.order_router import OrderRouter
 from tests.conftest import make_settings
@@ -33,6 +34,7 @@ def _queries() -> dict[str, sa.Select[Any]]:
         "ix_dead_letters_unresolved": Replayer.unresolved_query(100),
         "ix_backtests_principal_created": BacktestStore.recent_query("principal-7", 20),
         "ix_fills_principal_filled": PaperBroker.fills_since_query("principal-7", NOW - timedelta(hours=9)),
+        "ix_odds_history_event": OddsHistory.event_query("event-77", "h2h", 200_000),
     }
 
 
@@ -89,6 +91,20 @@ async def _seed(conn: sa.ext.asyncio.AsyncConnection) -> None:
                '{}'::jsonb, '{}'::jsonb, '{"final_equity": 10000}'::jsonb, '[]'::jsonb, '{}'::jsonb,
                CAST(:now AS timestamptz) - (g * interval '864 seconds')
         FROM generate_series(1, 20000) AS g
+    """),
+        {"now": NOW},
+    )
+    # 200,000 stored odds: 500 events x 20 bookmakers x 2 outcomes x 10 snapshots.
+    await conn.execute(
+        sa.text("""
+        INSERT INTO odds_history (fetch_id, fetched_at, source, sport_key, event_id, commence_time, bookmaker,
+                                  market, outcome, price, last_update)
+        SELECT md5((g / 20000)::text), CAST(:now AS timestamptz) - ((g / 20000) * interval '600 seconds'),
+               'theoddsapi', 'basketball_nba', 'event-' || (g % 500),
+               CAST(:now AS timestamptz) + interval '1 day', 'book' || ((g / 500) % 20), 'h2h',
+               CASE WHEN g % 2 = 0 THEN 'Home' ELSE 'Away' END, 1.5 + (g % 100) / 100.0,
+               CAST(:now AS timestamptz) - ((g / 20000) * interval '600 seconds')
+        FROM generate_series(1, 200000) AS g
     """),
         {"now": NOW},
     )

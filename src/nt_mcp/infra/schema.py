@@ -169,3 +169,41 @@ paper_positions = sa.Table(
     sa.Column("realized_pl", Money, nullable=False, server_default="0"),
     sa.Column("updated_at", Timestamp, nullable=False),
 )
+
+# revision 0004: sports odds snapshots. One odds_fetches row per odds answer fetched (the request with the
+# key redacted, its cost and the quota after it), one odds_history row per price in that answer.
+odds_fetches = sa.Table(
+    "odds_fetches",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("fetched_at", Timestamp, nullable=False),
+    sa.Column("source", sa.String(16), nullable=False),
+    sa.Column("endpoint", sa.String(32), nullable=False),
+    sa.Column("sport_key", sa.String(64)),
+    sa.Column("request", sa.Text, nullable=False),
+    sa.Column("snapshot_at", Timestamp),
+    sa.Column("credits_charged", sa.Integer),
+    sa.Column("quota_remaining", sa.Integer),
+    sa.Column("quota_used", sa.Integer),
+    sa.Column("events", sa.Integer, nullable=False),
+    sa.Column("prices", sa.Integer, nullable=False),
+)
+
+odds_history = sa.Table(
+    "odds_history",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("fetch_id", sa.String(32), nullable=False),
+    sa.Column("fetched_at", Timestamp, nullable=False),
+    sa.Column("source", sa.String(16), nullable=False),
+    sa.Column("sport_key", sa.String(64), nullable=False),
+    sa.Column("event_id", sa.String(128), nullable=False),
+    sa.Column("commence_time", Timestamp, nullable=False),
+    sa.Column("bookmaker", sa.String(64), nullable=False),
+    sa.Column("market", sa.String(64), nullable=False),
+    sa.Column("outcome", sa.String(300), nullable=False),
+    sa.Column("description", sa.String(300)),
+    sa.Column("point", sa.Numeric(12, 4)),
+    sa.Column("price", sa.Numeric(18, 6), nullable=False),  # decimal odds
+    sa.Column("last_update", Timestamp, nullable=False),
+)

@@ -1,6 +1,6 @@
 """Writes that must not be lost, kept on local disk while the database is unreachable, then replayed.
 
-`DurableWriter.insert/update` try the database first. When it is unreachable (`DatabaseError`)
+`DurableWriter.insert/insert_many/update` try the database first. When it is unreachable (`DatabaseError`)
 the write goes to the spool: one JSON file per write in ``<NT_DATA_HOME>/spool/``, written to a
 temporary name, fsynced, renamed, and the directory fsynced, so a write the caller was told is
 spooled survives a crash of the server. File names start with a nanosecond timestamp, so the
@@ -165,16 +165,17 @@ class Spool:
 async def apply_write(
     conn: AsyncConnection, op: str, table_name: str, values: dict[str, Any], key: dict[str, Any] | None
 ) -> None:
-    """Apply one (possibly spooled) write."""
+    """Apply one (possibly spooled) write. ``insert_many`` carries its rows as ``{"rows": [...]}``."""
     table = metadata.tables[table_name]
-    row = _revive(table, values)
     if op == "insert":
-        await conn.execute(table.insert().values(**row))
+        await conn.execute(table.insert().values(**_revive(table, values)))
+    elif op == "insert_many":
+        await conn.execute(table.insert(), [_revive(table, row) for row in values["rows"]])
     elif op == "update":
         if not key:
             raise ValueError("an update needs a key")
         where = [table.c[name] == value for name, value in _revive(table, key).items()]
-        await conn.execute(table.update().where(*where).values(**row))
+        await conn.execute(table.update().where(*where).values(**_revive(table, values)))
     else:
         raise ValueError(f"unknown spool op {op!r}")
 
@@ -200,6 +201,12 @@ class DurableWriter:
 
     async def update(self, table: str, key: dict[str, Any], values: dict[str, Any]) -> bool:
         return await self._write("update", table, values, key)
+
+    async def insert_many(self, table: str, rows: list[dict[str, Any]]) -> bool:
+        """Several rows of one table in one transaction; spooled as one write (all or none)."""
+        if not rows:
+            return True
+        return await self._write("insert_many", table, {"rows": rows}, None)
 
 
 @dataclass(frozen=True)

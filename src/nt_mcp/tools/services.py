@@ -21,6 +21,7 @@ from nt_mcp.infra.ratelimit import RateLimiter
 from nt_mcp.infra.redis_link import RedisLink
 from nt_mcp.infra.resilience import Upstreams
 from nt_mcp.infra.spool import DurableWriter, Replayer, Spool
+from nt_mcp.services.odds import OddsService
 from nt_mcp.services.order_router import OrderRouter
 from nt_mcp.services.strategy_executor import StrategyExecutor
 
@@ -43,6 +44,7 @@ class Services:
     executor: StrategyExecutor
     market_hub: MarketDataHub
     backtests: BacktestStore
+    odds: OddsService
     version: str = __version__
     started_monotonic: float = field(default_factory=time.monotonic)
     _background: list[asyncio.Task[None]] = field(default_factory=list)
@@ -90,6 +92,7 @@ class Services:
             executor=StrategyExecutor(db, writer, router, market_data, settings.mode),
             market_hub=MarketDataHub(settings, upstreams, cache),
             backtests=BacktestStore(db),
+            odds=OddsService(settings, upstreams, cache, db, writer),
         )
         services._background.append(
             asyncio.create_task(services.replayer.run_forever(settings.spool_replay_interval_s))
@@ -132,6 +135,7 @@ class Services:
         if closer is not None:
             await closer()
         await self.market_hub.close()
+        await self.odds.close()
         await self.cache.close()
         if self.redis is not None:
             await self.redis.close()
