@@ -14,7 +14,7 @@ import respx
 
 from nt_mcp.adapters.prediction.venues import PredictionVenues, build_venues
 from nt_mcp.config import Settings
-from nt_mcp.errors import NotFoundError, RateLimitError, ServiceUnavailableError, ValidationError
+from nt_mcp.errors import ExternalAPIError, NotFoundError, RateLimitError, ServiceUnavailableError, ValidationError
 from nt_mcp.infra.cache import Cache, MemoryBackend
 from nt_mcp.infra.resilience import Upstreams
 from tests.prediction_fakes import (
@@ -242,3 +242,20 @@ async def test_unknown_market_is_not_found_and_bad_ids_send_nothing(venues: Pred
             with pytest.raises(ValidationError):
                 await venues.market(venue, bad)  # type: ignore[arg-type]
         assert len(router.calls) == 1
+
+
+async def test_an_unreadable_answer_is_an_external_api_error_not_an_internal_one(venues: PredictionVenues) -> None:
+    odd = gamma_market() | {"category": {"not": "text"}, "events": []}
+    with respx.mock(assert_all_called=False) as router:
+        serve_polymarket(router, market=odd)
+        with pytest.raises(ExternalAPIError) as unreadable:
+            await venues.market("polymarket", POLY_ID)
+        assert unreadable.value.code == "EXTERNAL_API_ERROR" and unreadable.value.service == "polymarket"
+        serve_polymarket(router)
+        router.get(f"{CLOB}/book", params={"token_id": YES_TOKEN}).mock(
+            return_value=httpx.Response(200, json=clob_book(YES_TOKEN, [], []) | {"timestamp": "9" * 40})
+        )
+        await venues.polymarket.cache.delete(f"prediction:polymarket:market:{POLY_ID}")
+        market = await venues.market("polymarket", POLY_ID)
+        with pytest.raises(ExternalAPIError):
+            await venues.book(market, "yes")

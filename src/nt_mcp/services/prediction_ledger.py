@@ -8,6 +8,9 @@ Paper ledger (SQL, one per principal; survives restarts):
   fills partially when the book is thin. ``gtc`` orders rest with what is left and are checked
   against a fresh book each time the principal reads orders or positions (no background task: a
   price that came and went between two reads is not seen); ``ioc`` orders cancel what is left.
+  On a later book, each level is reduced by what the same order already took at that price (a
+  paper fill cannot remove liquidity from the venue, so the order must not take it twice); separate
+  orders see the venue's book as it is.
 - Every paper fill pays the venue's taker fee (conservative: a resting order filled on a later
   check is charged as a taker too): Kalshi ``ceil(0.07 x C x P x (1-P))`` to the cent per fill,
   Polymarket ``C x rate x P x (1-P)`` with the market's ``feeSchedule`` rate.
@@ -586,8 +589,15 @@ class PredictionLedger:
                 return
             buying = row["action"] == "buy"
             wanted = _d(row["count"]) - _d(row["filled_count"])
+            taken: dict[Decimal, Decimal] = {}  # what this order already took at each price
+            for fill in (await conn.execute(self.fills_query([row["id"]]))).mappings():
+                taken[_d(fill["price"])] = taken.get(_d(fill["price"]), Decimal(0)) + _d(fill["count"])
+            levels = [
+                math.Level(lv.price, lv.size - taken.get(lv.price, Decimal(0)))
+                for lv in (book.asks if buying else book.bids)
+            ]
             walk = math.walk_book(
-                [math.Level(lv.price, lv.size) for lv in (book.asks if buying else book.bids)],
+                levels,
                 wanted,
                 _d(row["limit_price"]),
                 buying=buying,

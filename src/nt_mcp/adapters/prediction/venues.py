@@ -1,10 +1,18 @@
-"""`PredictionVenues`: both venues behind one door, chosen by name, built from Settings."""
+"""`PredictionVenues`: both venues behind one door, chosen by name, built from Settings.
+
+An answer a venue sends in a shape the adapters cannot read (a missing field, a number where text was
+expected, a timestamp out of range) becomes ``EXTERNAL_API_ERROR`` naming the venue, never an
+internal error.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 
 import httpx
+import pydantic
 
 from nt_mcp.adapters.prediction.http import VenueHTTP
 from nt_mcp.adapters.prediction.kalshi import SERVICE as KALSHI_SERVICE
@@ -13,8 +21,22 @@ from nt_mcp.adapters.prediction.kalshi_auth import KalshiSigner
 from nt_mcp.adapters.prediction.models import MarketInfo, OrderBook, PriceHistory, Side, Venue
 from nt_mcp.adapters.prediction.polymarket import CLOB, GAMMA, Polymarket
 from nt_mcp.config import Settings
+from nt_mcp.errors import ExternalAPIError
 from nt_mcp.infra.cache import Cache
 from nt_mcp.infra.resilience import Upstreams
+
+
+@contextmanager
+def readable(venue: str, what: str) -> Iterator[None]:
+    try:
+        yield
+    except (pydantic.ValidationError, ValueError, TypeError, KeyError, ArithmeticError) as error:
+        raise ExternalAPIError(
+            f"{venue} answered {what} in a shape this server cannot read ({type(error).__name__}).",
+            service=venue,
+            status=502,
+            retryable=False,
+        ) from error
 
 
 class PredictionVenues:
@@ -23,27 +45,31 @@ class PredictionVenues:
         self.kalshi = kalshi
 
     async def market(self, venue: Venue, market_id: str, *, with_rules: bool = False) -> MarketInfo:
-        if venue == "polymarket":
-            return await self.polymarket.market(market_id, with_rules=with_rules)
-        return await self.kalshi.market(market_id, with_rules=with_rules, with_event=with_rules)
+        with readable(venue, "a market"):
+            if venue == "polymarket":
+                return await self.polymarket.market(market_id, with_rules=with_rules)
+            return await self.kalshi.market(market_id, with_rules=with_rules, with_event=with_rules)
 
     async def book(self, market: MarketInfo, side: Side) -> OrderBook:
-        if market.venue == "polymarket":
-            return await self.polymarket.book(market, side)
-        return await self.kalshi.book(market, side)
+        with readable(market.venue, "an order book"):
+            if market.venue == "polymarket":
+                return await self.polymarket.book(market, side)
+            return await self.kalshi.book(market, side)
 
     async def history(
         self, market: MarketInfo, start: datetime | None, end: datetime | None, fidelity: int
     ) -> PriceHistory:
-        if market.venue == "polymarket":
-            return await self.polymarket.history(market, start, end, fidelity)
-        return await self.kalshi.history(market, start, end, fidelity)
+        with readable(market.venue, "a price history"):
+            if market.venue == "polymarket":
+                return await self.polymarket.history(market, start, end, fidelity)
+            return await self.kalshi.history(market, start, end, fidelity)
 
     async def search(
         self, venue: Venue, query: str | None, category: str | None, status: str, sort: str, limit: int
     ) -> list[MarketInfo]:
         source = self.polymarket if venue == "polymarket" else self.kalshi
-        return await source.search(query, category, status, sort, limit)
+        with readable(venue, "a market list"):
+            return await source.search(query, category, status, sort, limit)
 
     async def close(self) -> None:
         await self.polymarket.close()
