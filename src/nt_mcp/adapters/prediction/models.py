@@ -15,7 +15,9 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import Field
+
+from nt_mcp.adapters.brokers.base import BrokerModel as BaseModel  # decimals without storage padding
 
 Venue = Literal["polymarket", "kalshi"]
 VENUES: tuple[Venue, ...] = ("polymarket", "kalshi")
