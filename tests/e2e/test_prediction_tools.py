@@ -126,7 +126,7 @@ async def test_every_prediction_tool_end_to_end(stack: Services) -> None:
                 )
             )
             assert ev["fee_per_contract"] == "0.0174" and ev["cost"] == "0.5674" and ev["ev_per_contract"] == "0.0526"
-            assert D(ev["kelly_full"]) == D("0.0526") / D("0.4326") and ev["kelly_used"] == str(D(ev["kelly_full"]) / 2)
+            assert ev["kelly_full"] == "0.1215903837" and ev["kelly_used"] == "0.0607951919" and ev["stake"] == "60.79"
             assert ev["contracts_for_stake"] == "107"  # floor(1000 x 0.0608 / 0.5674)
 
             placed = _ok(
