@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Awaitable, Callable
+from contextlib import suppress
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal, cast
@@ -186,7 +187,10 @@ class Kalshi:
         raw = body.get("market") if isinstance(body, dict) else None
         if not isinstance(raw, dict):
             raise NotFoundError(f"Kalshi has no market {value}.", context={"service": SERVICE})
-        event = await self.event(str(raw["event_ticker"])) if with_event and raw.get("event_ticker") else None
+        event = None
+        if with_event and raw.get("event_ticker"):
+            with suppress(NotFoundError):  # the event only adds its title and category
+                event = await self.event(str(raw["event_ticker"]))
         return self.parse_market(raw, fetched_at, event, with_rules=with_rules)
 
     async def search(
