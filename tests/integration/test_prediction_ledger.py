@@ -391,3 +391,37 @@ async def test_live_order_accepted_at_once(storage_settings: Settings) -> None:
         )
     finally:
         await services.close()
+
+
+async def test_live_account_reads_balance_from_integer_cents(storage_settings: Settings) -> None:
+    from mcp import Client
+
+    from nt_mcp.server.app import build_server
+
+    services = await _start(storage_settings, kalshi_key_id="test-key-id", kalshi_private_key_file=KEY_FILE)
+    try:
+        with respx.mock(assert_all_called=False) as router:
+            balance = router.get(f"{KALSHI}/portfolio/balance").mock(
+                return_value=httpx.Response(200, json={"balance": 123456, "portfolio_value": 7890, "updated_ts": 1})
+            )
+            router.get(f"{KALSHI}/portfolio/positions").mock(
+                return_value=httpx.Response(
+                    200,
+                    json={
+                        "market_positions": [
+                            {"ticker": TICKER, "position_fp": "10.00", "market_exposure_dollars": "4.5000"}
+                        ]
+                    },
+                )
+            )
+            async with Client(build_server(services)) as client:
+                result = await client.call_tool("get_prediction_positions", {"mode": "live"})
+            assert balance.calls.last.request.headers["KALSHI-ACCESS-KEY"] == "test-key-id"
+        body = result.structured_content
+        assert body is not None and body["mode"] == "live"
+        assert body["live_balance"] == {"balance": "1234.56", "portfolio_value": "78.90"}
+        assert body["live_positions"] == [
+            {"ticker": TICKER, "position_fp": "10.00", "market_exposure_dollars": "4.5000"}
+        ]
+    finally:
+        await services.close()
