@@ -194,6 +194,20 @@ async def test_overlapping_calls_with_one_key_make_one_order(stack: Services) ->
     assert sum(D(str(f["count"])) for f in fills) == 30
 
 
+async def test_overlapping_calls_with_one_key_replay_even_at_the_exposure_limit(storage_settings: Settings) -> None:
+    services = await _start(storage_settings, prediction_max_market_exposure=D(25))
+    try:
+        with respx.mock(assert_all_called=False) as router:
+            serve_kalshi(router, book=BOOK)
+            # 50 @ 0.45 = 23.37 with the fee fits once; the same key again must replay, not hit the limit
+            results = await asyncio.gather(
+                *(services.prediction.place("pat", _kalshi("50", "0.45"), "one") for _ in range(5))
+            )
+        assert len({r.order.id for r in results}) == 1 and sum(not r.replayed for r in results) == 1
+    finally:
+        await services.close()
+
+
 async def test_concurrent_orders_cannot_together_pass_the_exposure_limit(storage_settings: Settings) -> None:
     services = await _start(storage_settings, prediction_max_market_exposure=D(100))
     try:

@@ -187,6 +187,10 @@ class Unavailable:
     retry_after_s: float | None
 
 
+class _AlreadyReserved(Exception):
+    """The journal row of this client_order_id exists already (written by a concurrent call)."""
+
+
 def fee_for(market: MarketInfo, walk: math.Walk) -> Decimal:
     if market.venue == "kalshi":
         return math.kalshi_fee_for_walk(walk)
@@ -432,7 +436,7 @@ class PredictionLedger:
         async with self._market_lock(principal, market.venue, market.id) as lock_key:
             try:
                 checks = await self._reserve(principal, params, market, coid, existing, lock_key)
-            except sa.exc.IntegrityError:  # another call with this key reserved it first
+            except (sa.exc.IntegrityError, _AlreadyReserved):  # another call with this key reserved it first
                 return Placed(await self._order_out(coid), key, replayed=True, checks=[])
             if params.mode == "live":
                 order = await self._submit_live(coid, params, market)
@@ -470,6 +474,12 @@ class PredictionLedger:
 
         async def work(conn: AsyncConnection) -> list[str]:
             await self._advisory(conn, lock_key)
+            if existing is None:  # a call with the same key got here first: that order is the answer
+                taken = await conn.execute(
+                    sa.select(prediction_orders.c.id).where(prediction_orders.c.client_order_id == coid)
+                )
+                if taken.first() is not None:
+                    raise _AlreadyReserved
             held = await self._held(conn, principal, market, params.mode)
             promised = Decimal(0)
             reserved = Decimal(0)
