@@ -31,3 +31,19 @@ CREATE INDEX IF NOT EXISTS ix_fills_principal_filled ON fills (principal, filled
 
 -- nt_mcp.infra.odds_history.OddsHistory.event_query: an event's stored odds in time order (analyze_odds_movement).
 CREATE INDEX IF NOT EXISTS ix_odds_history_event ON odds_history (event_id, last_update, id);
+-- nt_mcp.services.prediction_ledger.PredictionLedger.orders_query: a principal's prediction orders,
+-- newest first (get_prediction_orders, and the sweep of resting paper orders).
+CREATE INDEX IF NOT EXISTS ix_prediction_orders_principal_created ON prediction_orders (principal, created_at DESC);
+
+-- nt_mcp.services.prediction_ledger.PredictionLedger.open_orders_query: a principal's open orders in one
+-- market (exposure limit and contracts already offered, at every order). Partial: only open orders.
+CREATE INDEX IF NOT EXISTS ix_prediction_orders_open ON prediction_orders (principal, venue, market_id)
+    WHERE status IN ('pending', 'open', 'pending_submit');
+
+-- nt_mcp.services.prediction_ledger.PredictionLedger.fills_query: the fills of the orders being shown.
+CREATE INDEX IF NOT EXISTS ix_prediction_fills_order ON prediction_fills (order_id, id);
+
+-- nt_mcp.services.prediction_ledger.PredictionLedger.latest_snapshot_query: the newest stored top of book of
+-- a market side (the mark of a position while its venue is down).
+CREATE INDEX IF NOT EXISTS ix_prediction_snapshots_latest
+    ON prediction_price_snapshots (venue, market_id, side, fetched_at DESC);

@@ -17,6 +17,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ENV_PREFIX = "NT_"
 ALL_SCOPES = ("read", "backtest", "trade", "admin")
+KALSHI_PRODUCTION_URL = "https://external-api.kalshi.com/trade-api/v2"
+KALSHI_DEMO_URL = "https://external-api.demo.kalshi.co/trade-api/v2"
 _DB_SCHEMES = {
     "postgresql": "postgresql+asyncpg",
     "postgres": "postgresql+asyncpg",
@@ -117,6 +119,19 @@ class Settings(BaseSettings):
     risk_daily_loss_limit_pct: Decimal = Field(Decimal("0.05"), ge=0, le=1)
     risk_symbol_allowlist: str = ""
     risk_symbol_denylist: str = ""
+
+    # prediction markets: Polymarket (Gamma + CLOB, public) and Kalshi (trade-api/v2; keys only for live orders)
+    polymarket_gamma_url: str = "https://gamma-api.polymarket.com"
+    polymarket_clob_url: str = "https://clob.polymarket.com"
+    kalshi_api_url: str = KALSHI_PRODUCTION_URL  # KALSHI_DEMO_URL for demo keys
+    kalshi_key_id: str | None = None
+    kalshi_private_key_file: Path | None = None
+    prediction_http_timeout_s: float = Field(10.0, gt=0, le=120)
+    polymarket_requests_per_s: float = Field(10.0, gt=0, le=100)  # Gamma allows 300 /markets per 10 s
+    kalshi_requests_per_s: float = Field(8.0, gt=0, le=100)  # Kalshi's basic tier allows 20 reads/s
+    prediction_max_contracts: Decimal = Field(Decimal("1000"), gt=0)
+    prediction_max_order_cost: Decimal = Field(Decimal("500"), gt=0)
+    prediction_max_market_exposure: Decimal = Field(Decimal("2000"), gt=0)
 
     # auth (HTTP transports): HS256 with a shared secret, or RS256/ES256/EdDSA with a key file or JWKS
     jwt_secret: SecretStr | None = None
@@ -263,6 +278,27 @@ class Settings(BaseSettings):
     def _check_files_source(self) -> Settings:
         if self.market_data_source == "files" and self.data_dir is None:
             raise ValueError("NT_MARKET_DATA_SOURCE=files needs NT_DATA_DIR; refusing to start")
+        return self
+
+    @field_validator("polymarket_gamma_url", "polymarket_clob_url", "kalshi_api_url")
+    @classmethod
+    def _check_venue_url(cls, value: str) -> str:
+        scheme, sep, rest = value.strip().partition("://")
+        if scheme not in {"http", "https"} or not sep or not rest:
+            raise ValueError("must be an http(s) URL")
+        return value.strip().rstrip("/")
+
+    @field_validator("kalshi_key_id", "kalshi_private_key_file", mode="before")
+    @classmethod
+    def _blank_kalshi_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @model_validator(mode="after")
+    def _check_kalshi_keys(self) -> Settings:
+        if (self.kalshi_key_id is None) != (self.kalshi_private_key_file is None):
+            raise ValueError("NT_KALSHI_KEY_ID and NT_KALSHI_PRIVATE_KEY_FILE go together; set both or neither")
+        if self.kalshi_private_key_file is not None and not self.kalshi_private_key_file.is_file():
+            raise ValueError("NT_KALSHI_PRIVATE_KEY_FILE does not name a readable file")
         return self
 
     @model_validator(mode="after")

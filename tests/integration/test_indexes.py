@@ -19,6 +19,7 @@ from nt_mcp.infra.db import Database
 from nt_mcp.infra.odds_history import OddsHistory
 from nt_mcp.infra.spool import Replayer
 from nt_mcp.services.order_router import OrderRouter
+from nt_mcp.services.prediction_ledger import PredictionLedger
 from tests.conftest import make_settings
 
 NOW = datetime(2026, 11, 1, tzinfo=UTC)
@@ -35,6 +36,10 @@ def _queries() -> dict[str, sa.Select[Any]]:
         "ix_backtests_principal_created": BacktestStore.recent_query("principal-7", 20),
         "ix_fills_principal_filled": PaperBroker.fills_since_query("principal-7", NOW - timedelta(hours=9)),
         "ix_odds_history_event": OddsHistory.event_query("event-77", "h2h", 200_000),
+        "ix_prediction_orders_principal_created": PredictionLedger.orders_query("principal-7", "all", 50),
+        "ix_prediction_orders_open": PredictionLedger.open_orders_query("principal-7", "kalshi", "KX-M7"),
+        "ix_prediction_fills_order": PredictionLedger.fills_query([f"{i:032x}" for i in (7, 70, 700)]),
+        "ix_prediction_snapshots_latest": PredictionLedger.latest_snapshot_query("kalshi", "KX-M7", "yes"),
     }
 
 
@@ -105,6 +110,39 @@ async def _seed(conn: sa.ext.asyncio.AsyncConnection) -> None:
                CASE WHEN g % 2 = 0 THEN 'Home' ELSE 'Away' END, 1.5 + (g % 100) / 100.0,
                CAST(:now AS timestamptz) - ((g / 20000) * interval '600 seconds')
         FROM generate_series(1, 200000) AS g
+    """),
+        {"now": NOW},
+    )
+    # 60,000 prediction orders by 50 principals over 100 markets; 1 in 200 still open; one fill each.
+    await conn.execute(
+        sa.text("""
+        INSERT INTO prediction_orders (id, client_order_id, principal, venue, mode, market_id, side, action,
+                                       time_in_force, count, limit_price, status, created_at, updated_at)
+        SELECT lpad(to_hex(g), 32, '0'), 'nt-p' || g, 'principal-' || (g % 50), 'kalshi', 'paper', 'KX-M' || (g % 100),
+               'yes', 'buy', 'gtc', 10, 0.5, CASE WHEN g % 200 = 0 THEN 'open' ELSE 'filled' END,
+               CAST(:now AS timestamptz) - (g * interval '86 seconds'),
+               CAST(:now AS timestamptz) - (g * interval '86 seconds')
+        FROM generate_series(1, 60000) AS g
+    """),
+        {"now": NOW},
+    )
+    await conn.execute(
+        sa.text("""
+        INSERT INTO prediction_fills (order_id, principal, venue, market_id, side, action, count, price, fee,
+                                      book_fetched_at, filled_at)
+        SELECT lpad(to_hex(g), 32, '0'), 'principal-' || (g % 50), 'kalshi', 'KX-M' || (g % 100), 'yes', 'buy',
+               10, 0.5, 0.18, CAST(:now AS timestamptz), CAST(:now AS timestamptz)
+        FROM generate_series(1, 60000) AS g
+    """),
+        {"now": NOW},
+    )
+    # 100,000 book snapshots over 100 markets and both sides.
+    await conn.execute(
+        sa.text("""
+        INSERT INTO prediction_price_snapshots (venue, market_id, side, best_bid, best_ask, fetched_at)
+        SELECT 'kalshi', 'KX-M' || (g % 100), CASE WHEN g % 2 = 0 THEN 'yes' ELSE 'no' END, 0.43, 0.45,
+               CAST(:now AS timestamptz) - (g * interval '60 seconds')
+        FROM generate_series(1, 100000) AS g
     """),
         {"now": NOW},
     )

@@ -207,3 +207,91 @@ odds_history = sa.Table(
     sa.Column("price", sa.Numeric(18, 6), nullable=False),  # decimal odds
     sa.Column("last_update", Timestamp, nullable=False),
 )
+
+# revision 0005: prediction markets (Polymarket, Kalshi): cached market metadata, the paper ledger
+# (orders, fills, positions per principal) and the book snapshots fills were priced from
+prediction_markets = sa.Table(
+    "prediction_markets",
+    metadata,
+    sa.Column("venue", sa.String(16), primary_key=True),
+    sa.Column("market_id", sa.String(128), primary_key=True),
+    sa.Column("title", sa.Text, nullable=False),
+    sa.Column("category", sa.String(128)),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("resolution", sa.String(8)),
+    sa.Column("close_time", Timestamp),
+    sa.Column("fetched_at", Timestamp, nullable=False),
+)
+
+prediction_orders = sa.Table(
+    "prediction_orders",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("client_order_id", sa.String(128), nullable=False, unique=True),
+    sa.Column("principal", sa.String(200), nullable=False),
+    sa.Column("venue", sa.String(16), nullable=False),
+    sa.Column("mode", sa.String(8), nullable=False),
+    sa.Column("market_id", sa.String(128), nullable=False),
+    sa.Column("side", sa.String(4), nullable=False),
+    sa.Column("action", sa.String(4), nullable=False),
+    sa.Column("time_in_force", sa.String(8), nullable=False),
+    sa.Column("count", Money, nullable=False),
+    sa.Column("limit_price", Money, nullable=False),
+    sa.Column("status", sa.String(24), nullable=False),
+    sa.Column("filled_count", Money, nullable=False, server_default="0"),
+    sa.Column("filled_cost", Money, nullable=False, server_default="0"),
+    sa.Column("fees", Money, nullable=False, server_default="0"),
+    sa.Column("venue_order_id", sa.String(128)),
+    sa.Column("error", sa.Text),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("updated_at", Timestamp, nullable=False),
+)
+
+prediction_fills = sa.Table(
+    "prediction_fills",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("order_id", sa.String(64), sa.ForeignKey("prediction_orders.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("principal", sa.String(200), nullable=False),
+    sa.Column("venue", sa.String(16), nullable=False),
+    sa.Column("market_id", sa.String(128), nullable=False),
+    sa.Column("side", sa.String(4), nullable=False),
+    sa.Column("action", sa.String(4), nullable=False),
+    sa.Column("count", Money, nullable=False),
+    sa.Column("price", Money, nullable=False),
+    sa.Column("fee", Money, nullable=False),
+    sa.Column("book_fetched_at", Timestamp, nullable=False),
+    sa.Column("filled_at", Timestamp, nullable=False),
+)
+
+prediction_positions = sa.Table(
+    "prediction_positions",
+    metadata,
+    sa.Column("principal", sa.String(200), primary_key=True),
+    sa.Column("venue", sa.String(16), primary_key=True),
+    sa.Column("market_id", sa.String(128), primary_key=True),
+    sa.Column("side", sa.String(4), primary_key=True),
+    sa.Column("qty", Money, nullable=False),
+    sa.Column("avg_price", Money, nullable=False),
+    sa.Column("fees", Money, nullable=False, server_default="0"),
+    sa.Column("realized_pnl", Money, nullable=False, server_default="0"),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("resolution", sa.String(8)),
+    sa.Column("settled_at", Timestamp),
+    sa.Column("updated_at", Timestamp, nullable=False),
+)
+
+prediction_price_snapshots = sa.Table(
+    "prediction_price_snapshots",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("venue", sa.String(16), nullable=False),
+    sa.Column("market_id", sa.String(128), nullable=False),
+    sa.Column("side", sa.String(4), nullable=False),
+    sa.Column("best_bid", Money),
+    sa.Column("best_ask", Money),
+    sa.Column("bid_size", Money),
+    sa.Column("ask_size", Money),
+    sa.Column("venue_timestamp", Timestamp),
+    sa.Column("fetched_at", Timestamp, nullable=False),
+)

@@ -11,6 +11,7 @@ from typing import Any
 from nt_mcp import __version__
 from nt_mcp.adapters.brokers.base import Broker
 from nt_mcp.adapters.data.market import MarketData, MarketDataHub
+from nt_mcp.adapters.prediction.venues import PredictionVenues, build_venues
 from nt_mcp.config import Settings
 from nt_mcp.infra import migrate
 from nt_mcp.infra.audit import AuditLog
@@ -23,6 +24,7 @@ from nt_mcp.infra.resilience import Upstreams
 from nt_mcp.infra.spool import DurableWriter, Replayer, Spool
 from nt_mcp.services.odds import OddsService
 from nt_mcp.services.order_router import OrderRouter
+from nt_mcp.services.prediction_ledger import PredictionLedger, PredictionLimits
 from nt_mcp.services.strategy_executor import StrategyExecutor
 
 
@@ -45,6 +47,8 @@ class Services:
     market_hub: MarketDataHub
     backtests: BacktestStore
     odds: OddsService
+    prediction_venues: PredictionVenues
+    prediction: PredictionLedger
     version: str = __version__
     started_monotonic: float = field(default_factory=time.monotonic)
     _background: list[asyncio.Task[None]] = field(default_factory=list)
@@ -75,6 +79,12 @@ class Services:
             wait_s=settings.idempotency_wait_s,
             lease_s=settings.tool_timeout_s + 30,  # a claim outlives the call that made it
         )
+        venues = build_venues(settings, upstreams, cache)
+        prediction_limits = PredictionLimits(
+            settings.prediction_max_contracts,
+            settings.prediction_max_order_cost,
+            settings.prediction_max_market_exposure,
+        )
         services = cls(
             settings=settings,
             db=db,
@@ -93,6 +103,8 @@ class Services:
             market_hub=MarketDataHub(settings, upstreams, cache),
             backtests=BacktestStore(db),
             odds=OddsService(settings, upstreams, cache, db, writer),
+            prediction_venues=venues,
+            prediction=PredictionLedger(db, venues, prediction_limits, settings.mode),
         )
         services._background.append(
             asyncio.create_task(services.replayer.run_forever(settings.spool_replay_interval_s))
@@ -136,6 +148,7 @@ class Services:
             await closer()
         await self.market_hub.close()
         await self.odds.close()
+        await self.prediction_venues.close()
         await self.cache.close()
         if self.redis is not None:
             await self.redis.close()
