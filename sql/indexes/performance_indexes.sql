@@ -24,3 +24,14 @@ CREATE INDEX IF NOT EXISTS ix_orders_open_principal ON orders (principal, create
 
 -- nt_mcp.infra.backtests.BacktestStore.recent_query: a principal's latest backtests, newest first (list_backtests).
 CREATE INDEX IF NOT EXISTS ix_backtests_principal_created ON backtests (principal, created_at DESC);
+
+-- nt_mcp.infra.forecasts.ForecastStore.latest_query: a principal's newest forecaster of one series
+-- (symbol, timeframe, data source), the fresh model `forecast` reuses.
+CREATE INDEX IF NOT EXISTS ix_neural_models_series
+    ON neural_models (principal, symbol, timeframe, data_source, created_at DESC);
+
+-- nt_mcp.infra.forecasts.ForecastStore.recent_query: a principal's newest forecasters (list_models).
+CREATE INDEX IF NOT EXISTS ix_neural_models_principal_created ON neural_models (principal, created_at DESC);
+
+-- nt_mcp.infra.forecasts.ForecastStore.forecast_counts_query: forecasts made with the listed models (list_models).
+CREATE INDEX IF NOT EXISTS ix_forecasts_model_created ON forecasts (model_id, created_at);

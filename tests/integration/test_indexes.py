@@ -16,6 +16,7 @@ from nt_mcp.infra import migrate
 from nt_mcp.infra.audit import AuditLog
 from nt_mcp.infra.backtests import BacktestStore
 from nt_mcp.infra.db import Database
+from nt_mcp.infra.forecasts import ForecastStore
 from nt_mcp.infra.spool import Replayer
 from nt_mcp.services.order_router import OrderRouter
 from tests.conftest import make_settings
@@ -32,6 +33,11 @@ def _queries() -> dict[str, sa.Select[Any]]:
         "ix_orders_open_principal": PaperBroker.open_orders_query("principal-7"),
         "ix_dead_letters_unresolved": Replayer.unresolved_query(100),
         "ix_backtests_principal_created": BacktestStore.recent_query("principal-7", 20),
+        "ix_neural_models_series": ForecastStore.latest_query(
+            "principal-7", "S7", "1Day", "files", NOW - timedelta(days=200)
+        ),
+        "ix_neural_models_principal_created": ForecastStore.recent_query("principal-7", 20),
+        "ix_forecasts_model_created": ForecastStore.forecast_counts_query([f"m{g}" for g in range(20)]),
     }
 
 
@@ -78,6 +84,27 @@ async def _seed(conn: sa.ext.asyncio.AsyncConnection) -> None:
                '{}'::jsonb, '{}'::jsonb, '{"final_equity": 10000}'::jsonb, '[]'::jsonb, '{}'::jsonb,
                CAST(:now AS timestamptz) - (g * interval '864 seconds')
         FROM generate_series(1, 20000) AS g
+    """),
+        {"now": NOW},
+    )
+    # 20,000 forecasters by 50 principals on 41 symbols, and 100,000 forecasts made with them.
+    await conn.execute(
+        sa.text("""
+        INSERT INTO neural_models (id, principal, symbol, timeframe, data_source, kind, params, features, metrics,
+                                   weights, blob_version, data_start, data_end, created_at)
+        SELECT 'm' || g, 'principal-' || (g % 50), 'S' || (g % 41), '1Day', 'files', 'mlp', '{}'::jsonb,
+               '{}'::jsonb, '{}'::jsonb, '\\x00'::bytea, 1, CAST(:now AS timestamptz), CAST(:now AS timestamptz),
+               CAST(:now AS timestamptz) - (g * interval '864 seconds')
+        FROM generate_series(1, 20000) AS g
+    """),
+        {"now": NOW},
+    )
+    await conn.execute(
+        sa.text("""
+        INSERT INTO forecasts (id, model_id, principal, symbol, origin_time, horizon, confidence, path, created_at)
+        SELECT 'f' || g, 'm' || (1 + g % 20000), 'principal-' || (g % 50), 'SPY', CAST(:now AS timestamptz), 5,
+               0.9, '[]'::jsonb, CAST(:now AS timestamptz) - (g * interval '86 seconds')
+        FROM generate_series(1, 100000) AS g
     """),
         {"now": NOW},
     )

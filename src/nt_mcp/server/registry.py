@@ -15,10 +15,16 @@ from mcp.server.mcpserver import Context
 from mcp_types import CallToolResult
 
 from nt_mcp.server.guard import Guard
-from nt_mcp.tools import backtesting, optimization, status, trading
+from nt_mcp.tools import backtesting, forecasting, optimization, status, trading
 from nt_mcp.tools.registry import ToolSpec
 
-TOOLSETS: tuple[list[ToolSpec], ...] = (status.TOOLS, trading.TOOLS, backtesting.TOOLS, optimization.TOOLS)
+TOOLSETS: tuple[list[ToolSpec], ...] = (
+    status.TOOLS,
+    trading.TOOLS,
+    backtesting.TOOLS,
+    optimization.TOOLS,
+    forecasting.TOOLS,
+)
 _CONTEXT_PARAM = "mcp_request_context"
 
 

@@ -17,10 +17,13 @@ from nt_mcp.infra.audit import AuditLog
 from nt_mcp.infra.backtests import BacktestStore
 from nt_mcp.infra.cache import Cache, build_cache
 from nt_mcp.infra.db import Database, Health
+from nt_mcp.infra.forecasts import ForecastStore
 from nt_mcp.infra.ratelimit import RateLimiter
 from nt_mcp.infra.redis_link import RedisLink
 from nt_mcp.infra.resilience import Upstreams
 from nt_mcp.infra.spool import DurableWriter, Replayer, Spool
+from nt_mcp.services.cpu_work import CpuWork
+from nt_mcp.services.forecasting import ForecastingService
 from nt_mcp.services.order_router import OrderRouter
 from nt_mcp.services.strategy_executor import StrategyExecutor
 
@@ -43,6 +46,8 @@ class Services:
     executor: StrategyExecutor
     market_hub: MarketDataHub
     backtests: BacktestStore
+    cpu: CpuWork
+    forecasting: ForecastingService
     version: str = __version__
     started_monotonic: float = field(default_factory=time.monotonic)
     _background: list[asyncio.Task[None]] = field(default_factory=list)
@@ -65,6 +70,8 @@ class Services:
         market_data = build_market_data(settings, upstreams)
         broker = build_broker(settings, db, market_data, upstreams)
         router = OrderRouter(db, broker, build_risk_limits(settings), settings.mode, writer)
+        market_hub = MarketDataHub(settings, upstreams, cache)
+        cpu = CpuWork(settings.analytics_max_concurrent)
         services = cls(
             settings=settings,
             db=db,
@@ -80,8 +87,10 @@ class Services:
             broker=broker,
             orders=router,
             executor=StrategyExecutor(db, writer, router, market_data, settings.mode),
-            market_hub=MarketDataHub(settings, upstreams, cache),
+            market_hub=market_hub,
             backtests=BacktestStore(db),
+            cpu=cpu,
+            forecasting=ForecastingService(ForecastStore(db), market_hub, cpu, settings),
         )
         services._background.append(
             asyncio.create_task(services.replayer.run_forever(settings.spool_replay_interval_s))

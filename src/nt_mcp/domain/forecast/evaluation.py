@@ -206,6 +206,7 @@ def walk_forward(
         raise DomainValueError("confidence", f"must lie strictly between 0 and 1, got {confidence}")
     r = log_returns(close)
     x, y = supervised(r, config.lags, config.horizon)
+    config.check_work(x.shape[0])  # the final fit on every sample is the largest: refuse before fitting anything
     splits = time_series_folds(x.shape[0], folds, gap=config.horizon)
     total = len(splits)
     predictions: dict[str, list[FloatArray]] = {"model": [], "naive": [], "drift": [], "arima": []}

@@ -18,6 +18,7 @@ stored model forecasts without importing scikit-learn.
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import warnings
 import zipfile
@@ -37,6 +38,10 @@ MAX_HORIZON = 60
 MAX_UNITS = 256
 MAX_LAYERS = 4
 MAX_ITER = 1000
+# One fit may cost at most this many sample x epoch x weight operations (about 6 s on one core of a
+# 2-CPU machine at ~4e-10 s each): bigger networks, more epochs or more samples are refused up front,
+# since a fit in progress cannot be interrupted.
+MAX_FIT_WORK = 1.5e10
 
 
 @dataclass(frozen=True)
@@ -70,6 +75,25 @@ class ModelConfig:
         if not (0 <= self.alpha <= 10 and 0 < self.learning_rate_init <= 1):
             raise DomainValueError("alpha", "alpha must be in [0, 10] and learning_rate_init in (0, 1]")
 
+    @property
+    def weights_count(self) -> int:
+        """Weights and biases of the network: ``sum (inputs + 1) * outputs`` over its layers."""
+        sizes = [self.lags, *self.hidden_layers, self.horizon]
+        return sum((a + 1) * b for a, b in itertools.pairwise(sizes))
+
+    def fit_work(self, samples: int) -> float:
+        """The cost bound of one fit on ``samples`` samples: samples x max_iter x weights."""
+        return float(samples) * self.max_iter * self.weights_count
+
+    def check_work(self, samples: int) -> None:
+        """Refuse (naming ``max_iter``) a fit whose cost bound exceeds `MAX_FIT_WORK`."""
+        if self.fit_work(samples) > MAX_FIT_WORK:
+            raise DomainValueError(
+                "max_iter",
+                f"{samples} samples x {self.max_iter} epochs x {self.weights_count} weights is more than one fit may "
+                f"cost ({MAX_FIT_WORK:.1e}): lower max_iter, hidden_layers, lookback or bars",
+            )
+
     def as_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["hidden_layers"] = list(self.hidden_layers)
@@ -92,6 +116,7 @@ class FittedModel:
     n_iter: int
     train_samples: int
     extra: dict[str, Any] = field(default_factory=dict)
+    residuals: FloatArray | None = None  # |walk-forward errors| of c_k (rows = origins): conformal intervals
 
     def predict(self, features: FloatArray) -> FloatArray:
         """Per-step log returns for each row of ``features`` (lagged returns, oldest first)."""
@@ -123,6 +148,8 @@ class FittedModel:
             arrays[f"coef_{i}"] = np.asarray(w, dtype=np.float64)
             arrays[f"intercept_{i}"] = np.asarray(b, dtype=np.float64)
         buffer = io.BytesIO()
+        if self.residuals is not None:
+            arrays["residuals"] = np.asarray(self.residuals, dtype=np.float64)
         arrays["header"] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
         np.savez(buffer, **arrays)
         return MAGIC + buffer.getvalue()
@@ -149,6 +176,7 @@ class FittedModel:
                     n_iter=int(header["n_iter"]),
                     train_samples=int(header["train_samples"]),
                     extra=dict(header.get("extra") or {}),
+                    residuals=np.array(data["residuals"]) if "residuals" in data.files else None,
                 )
         except (ValueError, KeyError, OSError, TypeError, EOFError, zipfile.BadZipFile) as error:
             raise DomainValueError("model", f"unreadable forecaster blob: {type(error).__name__}") from None
@@ -169,6 +197,7 @@ def fit_model(features: FloatArray, targets: FloatArray, config: ModelConfig) ->
     y = np.asarray(targets, dtype=np.float64)
     if x.shape[0] < 10:
         raise DomainValueError("bars", f"{x.shape[0]} training samples; at least 10 are needed")
+    config.check_work(x.shape[0])
     x_mean, x_scale = _scale(x)
     y_mean, y_scale = _scale(y)
     # early stopping needs a validation split of at least 2 samples

@@ -12,9 +12,9 @@ alone decides bars ``b .. b + refit_every - 1``, each from the returns up to tha
 bar's signal depends on a later price (a test perturbs the future and checks the past is unchanged).
 The first refit is at ``b0 = train_window + horizon + lookback - 1``: bars before it are warm-up.
 
-Cost is bounded: at most `MAX_REFITS` refits, and refits x train_window x max_iter x (hidden_units/50)^2
-at most `WORK_BUDGET` (about 30 s of fitting on a 2-CPU machine in the worst case; early stopping
-usually ends each fit far sooner). A larger run is refused naming ``refit_every``.
+Cost is bounded: at most `MAX_REFITS` refits, and refits x train_window x max_iter x network weights at
+most `WORK_BUDGET` (about 30 s of fitting on a 2-CPU machine in the worst case; early stopping usually
+ends each fit far sooner). A larger run is refused naming ``refit_every``.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from nt_mcp.domain.forecast.model import ModelConfig, fit_model
 from nt_mcp.domain.strategies.spec import Param, Params, StrategySignals, StrategySpec
 
 MAX_REFITS = 100
-WORK_BUDGET = 1.0e7
+WORK_BUDGET = 7.0e10
 
 
 def _check(p: Params) -> None:
@@ -61,18 +61,17 @@ def _compute(bars: Bars, p: Params) -> StrategySignals:
     if n <= b0:
         return StrategySignals(out, max(0, n - 1))
     refits = math.ceil((n - b0) / every)
-    work = refits * window * p["max_iter"] * (p["hidden_units"] / 50) ** 2
-    if refits > MAX_REFITS or work > WORK_BUDGET:
+    config = _config(p)
+    if refits > MAX_REFITS or refits * config.fit_work(window) > WORK_BUDGET:
         raise DomainValueError(
             "refit_every",
-            f"{refits} refits of {window} samples x {p['max_iter']} iterations over {n} bars is more work than "
-            f"allowed (at most {MAX_REFITS} refits and {WORK_BUDGET:.0e} sample-iterations): raise refit_every, "
-            "or lower train_window, max_iter or hidden_units, or use fewer bars",
+            f"{refits} refits of {window} samples x {p['max_iter']} epochs x {config.weights_count} weights over "
+            f"{n} bars is more work than allowed (at most {MAX_REFITS} refits and {WORK_BUDGET:.0e} in all): raise "
+            "refit_every, or lower train_window, max_iter, hidden_units or lookback, or use fewer bars",
         )
     r = log_returns(bars.close)
     features = lag_matrix(r, lags)  # row i - (lags - 1) holds origin i: returns r[i-lags+1 .. i]
     targets = np.lib.stride_tricks.sliding_window_view(r[lags:], horizon)  # row i - (lags - 1): r[i+1 .. i+h]
-    config = _config(p)
     for b in range(b0, n, every):
         last_origin = b - 1 - horizon  # its targets end at r[b-1], known at bar b's close
         rows = slice(last_origin - window + 1 - (lags - 1), last_origin + 1 - (lags - 1))
