@@ -15,7 +15,7 @@ from mcp.server.mcpserver import Context
 from mcp_types import CallToolResult
 
 from nt_mcp.server.guard import Guard
-from nt_mcp.tools import backtesting, forecasting, optimization, status, trading
+from nt_mcp.tools import backtesting, forecasting, optimization, portfolio, risk, status, trading
 from nt_mcp.tools.registry import ToolSpec
 
 TOOLSETS: tuple[list[ToolSpec], ...] = (
@@ -24,6 +24,8 @@ TOOLSETS: tuple[list[ToolSpec], ...] = (
     backtesting.TOOLS,
     optimization.TOOLS,
     forecasting.TOOLS,
+    risk.TOOLS,
+    portfolio.TOOLS,
 )
 _CONTEXT_PARAM = "mcp_request_context"
 

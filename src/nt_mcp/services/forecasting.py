@@ -143,7 +143,9 @@ class ForecastingService:
     async def _series(self, req: TrainRequest) -> tuple[MarketData, Series]:
         bars = self._bars(req.bars)
         market = self.hub.get(req.data_source)
-        series = await load_series(market, [req.symbol], req.timeframe, bars, req.end, argument="bars")
+        series = await load_series(
+            market, [req.symbol], req.timeframe, bars, req.end, argument="bars", symbols_argument="symbol"
+        )
         return market, series
 
     async def _run(
@@ -251,7 +253,9 @@ class ForecastingService:
             model = FittedModel.from_blob(stored.weights)
         except DomainValueError as error:
             raise ValidationError(f"model {stored.id} cannot be read: {error.message}", argument="model_id") from None
-        series = await load_series(market, [symbol], timeframe, model.config.lags + 2, end, argument="bars")
+        series = await load_series(
+            market, [symbol], timeframe, model.config.lags + 2, end, argument="bars", symbols_argument="symbol"
+        )
         residuals = model.residuals if model.residuals is not None else np.zeros((0, model.config.horizon))
         half_widths = [conformal_quantile(residuals[:, k], confidence) for k in range(horizon)]
         try:

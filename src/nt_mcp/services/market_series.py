@@ -72,13 +72,20 @@ async def load_series(
     end: datetime | None = None,
     min_bars: int = 2,
     argument: str = "symbols",
+    symbols_argument: str = "symbols",
 ) -> Series:
     """The latest ``bars`` aligned closes of ``symbols`` (fewer when the source has fewer; fewer than
-    ``min_bars`` after alignment is a VALIDATION_ERROR naming ``argument``)."""
+    ``min_bars`` after alignment is a VALIDATION_ERROR naming ``argument``; a symbol the source does not
+    have, one naming ``symbols_argument``)."""
     start, end_u = _range(market, timeframe, bars, end)
-    loaded: list[Bars] = list(
-        await asyncio.gather(*(market.get_bars(symbol, timeframe, start, end_u) for symbol in symbols))
-    )
+    try:
+        loaded: list[Bars] = list(
+            await asyncio.gather(*(market.get_bars(symbol, timeframe, start, end_u) for symbol in symbols))
+        )
+    except ValidationError as error:
+        if error.argument in ("symbol", "symbols") and error.argument != symbols_argument:
+            raise ValidationError(error.message, argument=symbols_argument) from None
+        raise
     common = loaded[0].ts_ns
     for series in loaded[1:]:
         common = np.intersect1d(common, series.ts_ns, assume_unique=True)
