@@ -101,15 +101,14 @@ async def test_analyze_risk_of_positions_and_bad_input(services: Services) -> No
 
 
 async def test_correlation_matrix_and_stress_test(services: Services) -> None:
+    scenarios = [{"name": "equities -20%", "shocks": {"SPY": -0.2}}, {"name": "all -5%", "shocks": {"*": -0.05}}]
     async with _client(services) as client:
         corr = _ok(await client.call_tool("correlation_matrix", {"symbols": SYMBOLS, "lookback": 120, "end": END}))
         stress = _ok(
             await client.call_tool(
-                "stress_test",
-                {"quantities": {"SPY": 10, "TLT": -5}, "end": END,
-                 "scenarios": [{"name": "equities -20%", "shocks": {"SPY": -0.2}}, {"name": "all -5%", "shocks": {"*": -0.05}}]},
+                "stress_test", {"quantities": {"SPY": 10, "TLT": -5}, "end": END, "scenarios": scenarios}
             )
-        )  # fmt: skip
+        )
     r = await _returns(services, SYMBOLS, 121)
     np.testing.assert_allclose(np.array(corr["matrix"]), np.corrcoef(r, rowvar=False), rtol=1e-12)
     assert corr["symbols"] == SYMBOLS
