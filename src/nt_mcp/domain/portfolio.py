@@ -205,6 +205,10 @@ def _fit(estimator: Any, returns: FloatArray, objective: str) -> FloatArray:
             "target_return": "the target return is above what any long-only portfolio reached in this window",
         }.get(objective, "the solver found no solution")
         raise OptimizationInfeasible(argument, f"{objective} has no solution: {reason}") from None
+    except (ValueError, ArithmeticError) as error:  # skfolio/scipy refusing degenerate inputs
+        raise OptimizationInfeasible(
+            "objective", f"{objective} cannot be fitted on these returns: {error}"[:300]
+        ) from None
     weights = np.asarray(estimator.weights_, dtype=np.float64)
     if not np.isfinite(weights).all():
         raise OptimizationInfeasible("objective", f"{objective} gave no finite weights for these returns")

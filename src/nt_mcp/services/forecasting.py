@@ -245,7 +245,13 @@ class ForecastingService:
         stored = await self._model_for(principal, symbol, timeframe, market.source, horizon, model_id)
         trained = None
         if stored is None:
-            config = ModelConfig(horizon=max(horizon, ModelConfig.horizon))
+            try:
+                config = ModelConfig(horizon=max(horizon, ModelConfig.horizon))
+            except DomainValueError as error:
+                raise ValidationError(
+                    f"{error.message} (a new model uses the default lookback {ModelConfig.lags})",
+                    argument=error.argument,
+                ) from None
             request = TrainRequest(principal, symbol, timeframe, config, 5, None, confidence, data_source, end)
             trained = await self.train(request, report)
             stored = trained.model

@@ -27,6 +27,7 @@ from nt_mcp.services.risk_guard import plan_order, send_order
 class RebalanceRequest:
     principal: str
     weights: dict[str, float]
+    max_symbols: int
     cash_buffer: float
     drift_threshold: float
     close_unlisted: bool
@@ -43,10 +44,14 @@ class RebalancePlan:
     idempotency_key: str = ""
 
 
-def check_weights(weights: dict[str, float]) -> dict[str, float]:
+def check_weights(weights: dict[str, float], limit: int) -> dict[str, float]:
     """Symbols normalised; long-only weights that sum to 1 (VALIDATION_ERROR naming ``weights``)."""
     if not weights:
         raise ValidationError("weights is empty", argument="weights")
+    if len(weights) > limit:
+        raise ValidationError(
+            f"at most {limit} symbols (NT_ANALYTICS_MAX_SYMBOLS), got {len(weights)}", argument="weights"
+        )
     out: dict[str, float] = {}
     for symbol, weight in weights.items():
         name = normalise_symbol(symbol, "weights")
@@ -61,7 +66,7 @@ def check_weights(weights: dict[str, float]) -> dict[str, float]:
 
 
 async def rebalance(router: OrderRouter, req: RebalanceRequest) -> RebalancePlan:
-    weights = check_weights(req.weights)
+    weights = check_weights(req.weights, req.max_symbols)
     key = req.idempotency_key or uuid.uuid4().hex
     account = await router.broker.get_account(req.principal)
     held = {p.symbol: p for p in await router.broker.get_positions(req.principal) if p.qty != 0}
@@ -76,7 +81,7 @@ async def rebalance(router: OrderRouter, req: RebalanceRequest) -> RebalancePlan
         if price <= 0:
             raise ValidationError(f"{symbol} has no positive price", argument="weights")
         weight = weights.get(symbol, 0.0)
-        target = Decimal(math.floor(investable * Decimal(str(weight)) / price))
+        target = Decimal(max(0, math.floor(investable * Decimal(str(weight)) / price)))
         current = held[symbol].qty if symbol in held else Decimal(0)
         current_weight = float(current * price / equity) if equity > 0 else 0.0
         drift = abs(current_weight - weight)

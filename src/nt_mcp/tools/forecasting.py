@@ -18,7 +18,7 @@ from nt_mcp.domain.forecast import ModelConfig
 from nt_mcp.errors import ValidationError
 from nt_mcp.services.forecasting import Trained, TrainRequest, evaluation_dict
 from nt_mcp.services.market_series import Series
-from nt_mcp.tools.arguments import DATETIME_HELP, OptionalUtcDateTime
+from nt_mcp.tools.arguments import DATETIME_HELP, OptionalUtcDateTime, Text
 from nt_mcp.tools.backtesting import SourceArg, SymbolArg, TimeframeArg
 from nt_mcp.tools.registry import ToolContext, tool
 
@@ -39,6 +39,8 @@ HorizonArg = Annotated[int, Field(ge=1, le=60, description="Bars ahead to foreca
 ConfidenceArg = Annotated[
     float, Field(gt=0, lt=1, description="Prediction-interval level, strictly between 0 and 1 (0.9 = 90 %).")
 ]
+ModelIdText = Text(64, pattern=r"^[0-9a-f]{1,64}$")
+SymbolText = Text(32)
 EndArg = Annotated[OptionalUtcDateTime, Field(description=f"Last bar to use ({DATETIME_HELP}). Default: now.")]
 
 
@@ -395,7 +397,7 @@ async def forecast(
     confidence: ConfidenceArg = 0.9,
     timeframe: TimeframeArg = "1Day",
     model_id: Annotated[
-        str | None, Field(min_length=1, max_length=64, description="A model of yours to use (list_models).")
+        ModelIdText | None, Field(description="A model of yours to use (list_models).")  # type: ignore[valid-type]
     ] = None,
     data_source: SourceArg = None,
     end: EndArg = None,
@@ -466,7 +468,7 @@ def _utc(moment: datetime) -> datetime:
 @tool(output=ModelList, scope="read", title="My forecasters", read_only=True, idempotent=True)
 async def list_models(
     ctx: ToolContext,
-    symbol: Annotated[str | None, Field(min_length=1, max_length=32, description="Only this symbol's.")] = None,
+    symbol: Annotated[SymbolText | None, Field(description="Only this symbol's.")] = None,  # type: ignore[valid-type]
     limit: Annotated[int, Field(ge=1, le=200, description="How many of your newest models.")] = 20,
 ) -> ModelList:
     """List YOUR stored forecasters, newest first: id, symbol, timeframe, data source, parameters, the

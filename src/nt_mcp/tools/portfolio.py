@@ -43,7 +43,10 @@ MinWeightArg = Annotated[float, Field(ge=0, le=1, description="Lower bound of ev
 MaxWeightArg = Annotated[float, Field(gt=0, le=1, description="Upper bound of every weight.")]
 BoundsArg = Annotated[
     dict[str, Annotated[list[Annotated[float, Field(ge=0, le=1)]], Field(min_length=2, max_length=2)]] | None,
-    Field(description="Per-symbol [low, high] bounds overriding min_weight/max_weight, e.g. {'SPY': [0.1, 0.5]}."),
+    Field(
+        max_length=500,
+        description="Per-symbol [low, high] bounds overriding min_weight/max_weight, e.g. {'SPY': [0.1, 0.5]}.",
+    ),
 ]
 MuArg = Annotated[portfolio.MuEstimator, Field(description="Expected returns: sample mean or James-Stein 'shrunk'.")]
 CovArg = Annotated[portfolio.CovEstimator, Field(description="Covariance: 'sample' or 'ledoit_wolf' shrinkage.")]
@@ -360,7 +363,10 @@ async def rebalance_portfolio(
     ctx: ToolContext,
     weights: Annotated[
         dict[str, float] | None,
-        Field(description="Target weights {symbol: fraction}, long-only, summing to 1. Or give objective + symbols."),
+        Field(
+            max_length=500,
+            description="Target weights {symbol: fraction}, long-only, summing to 1. Or give objective + symbols.",
+        ),
     ] = None,
     objective: Annotated[
         portfolio.Objective | None,
@@ -400,7 +406,14 @@ async def rebalance_portfolio(
     plan = await rebalance(
         ctx.services.orders,
         RebalanceRequest(
-            ctx.principal.subject, weights, cash_buffer, drift_threshold, close_unlisted, dry_run, idempotency_key
+            ctx.principal.subject,
+            weights,
+            ctx.services.settings.analytics_max_symbols,
+            cash_buffer,
+            drift_threshold,
+            close_unlisted,
+            dry_run,
+            idempotency_key,
         ),
     )
     broker = ctx.services.broker

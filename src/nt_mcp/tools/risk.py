@@ -26,11 +26,13 @@ from nt_mcp.domain.errors import DomainValueError
 from nt_mcp.errors import ValidationError
 from nt_mcp.services.market_series import Series, load_series
 from nt_mcp.services.risk_guard import RiskRules, check_positions
+from nt_mcp.tools.arguments import Text
 from nt_mcp.tools.backtesting import SourceArg
 from nt_mcp.tools.forecasting import DataUsed, EndArg, data_used
 from nt_mcp.tools.registry import ToolContext, tool
 from nt_mcp.tools.trading import IDEMPOTENCY_KEY_FIELD, Trading
 
+MAX_SIMULATED_RETURNS = 50_000_000  # about 5 s of drawing and 400 MB at most
 SYMBOL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$")
 CONVENTIONS = (
     "Simple daily returns; exposures held constant over each bar. VaR and CVaR are POSITIVE losses: as a "
@@ -45,10 +47,14 @@ CONVENTIONS = (
 
 WeightsArg = Annotated[
     dict[str, float] | None,
-    Field(description="Portfolio as {symbol: weight}; weights are fractions summing to 1 (negative = short)."),
+    Field(
+        max_length=500,
+        description="Portfolio as {symbol: weight}; weights are fractions summing to 1 (negative = short).",
+    ),
 ]
 QuantitiesArg = Annotated[
-    dict[str, float] | None, Field(description="Or as {symbol: shares} (negative = short), valued at the last close.")
+    dict[str, float] | None,
+    Field(max_length=500, description="Or as {symbol: shares} (negative = short), valued at the last close."),
 ]
 ValueArg = Annotated[
     float, Field(gt=0, le=1e12, description="Portfolio value in currency for `weights` (default 100,000).")
@@ -208,6 +214,13 @@ async def analyze_risk(
     volatility; the data source and window (synthetic prices are labelled). Bad input (weights not summing
     to 1, confidence outside (0, 1), unknown symbol, too few bars) returns VALIDATION_ERROR naming it."""
     portfolio = await _portfolio(ctx, weights, quantities, portfolio_value)
+    chosen = list(dict.fromkeys(methods or list(risk.VAR_METHODS)))
+    if "monte_carlo" in chosen and simulations * horizon * len(portfolio.symbols) > MAX_SIMULATED_RETURNS:
+        raise ValidationError(
+            f"monte_carlo would draw {simulations * horizon * len(portfolio.symbols):,} returns (simulations x "
+            f"horizon x symbols); at most {MAX_SIMULATED_RETURNS:,}: lower simulations",
+            argument="simulations",
+        )
     if benchmark is not None:
         _symbols([benchmark], "benchmark", 1)
     series = await _with_history(ctx, portfolio, lookback, data_source, end, [benchmark] if benchmark else None)
@@ -219,7 +232,7 @@ async def analyze_risk(
         exposures = portfolio.exposures
         gross = risk.gross(exposures)
         outs = []
-        for method in dict.fromkeys(methods or list(risk.VAR_METHODS)):
+        for method in chosen:
             tail = risk.tail_risk(assets, exposures, method, confidence, horizon, simulations, seed)
             outs.append(VarOut(method=method, var_pct=tail.var, cvar_pct=tail.cvar, var_amount=tail.var * gross,
                                cvar_amount=tail.cvar * gross, observations=tail.observations))  # fmt: skip
@@ -290,7 +303,7 @@ async def correlation_matrix(
 
 
 class Scenario(BaseModel):
-    name: str = Field(min_length=1, max_length=100, description="What you call it, e.g. 'tech -10%'.")
+    name: Text(100, description="What you call it, e.g. 'tech -10%'.")  # type: ignore[valid-type]
     shocks: dict[str, Annotated[float, Field(ge=-1, le=10)]] = Field(
         min_length=1,
         max_length=500,
