@@ -48,6 +48,8 @@ class CpuWork:
                 else:
                     update.cancel()
                 if worker in done:
+                    while report is not None and not updates.empty():  # what the job said before it ended
+                        await report(*updates.get_nowait())
                     return worker.result()
         except asyncio.CancelledError:
             stop.set()
