@@ -135,3 +135,17 @@ async def test_training_needs_the_backtest_scope(stack: Services) -> None:
         refused = await client.call_tool("train_forecaster", {"symbol": "GOOG", **SMALL})
         assert error_of(refused)["code"] == "FORBIDDEN"
         assert not (await client.call_tool("list_models", {})).is_error
+
+
+async def test_a_forecast_as_of_a_past_end_never_uses_a_model_that_saw_later_bars(stack: Services) -> None:
+    stack.settings = stack.settings.model_copy(update={"forecast_max_bars": 5000})
+    stack.forecasting.settings = stack.settings
+    async with _client(stack) as client:
+        trained = _ok(await client.call_tool("train_forecaster", {"symbol": "GOOG", **SMALL}))
+        refused = await client.call_tool(
+            "forecast", {"symbol": "GOOG", "horizon": 2, "end": "2010-01-04", "model_id": trained["model_id"]}
+        )
+        past = _ok(await client.call_tool("forecast", {"symbol": "GOOG", "horizon": 2, "end": "2010-01-04"}))
+    assert error_of(refused)["context"]["argument"] == "model_id"
+    assert past["model_reused"] is False and past["model_id"] != trained["model_id"]
+    assert past["last_bar"].startswith("2010-01-04") and past["data"]["last_timestamp"].startswith("2010-01-04")

@@ -121,6 +121,10 @@ def evaluation_dict(evaluation: Evaluation) -> dict[str, Any]:
     }
 
 
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
 def _finite(value: float) -> float | None:
     return value if np.isfinite(value) else None
 
@@ -205,8 +209,17 @@ class ForecastingService:
         return Trained(stored, evaluation, series)
 
     async def _model_for(
-        self, principal: str, symbol: str, timeframe: str, source: str, horizon: int, model_id: str | None
+        self,
+        principal: str,
+        symbol: str,
+        timeframe: str,
+        source: str,
+        horizon: int,
+        model_id: str | None,
+        end: datetime | None,
     ) -> StoredModel | None:
+        """The model to forecast with: ``model_id``, or the newest fresh one of the series. A model that
+        saw bars after ``end`` is never used for a forecast as of ``end`` (that would be look-ahead)."""
         if model_id is not None:
             stored = await self.store.get(principal, model_id)
             if stored is None:
@@ -217,6 +230,12 @@ class ForecastingService:
                     f"not {symbol} {timeframe} ({source})",
                     argument="model_id",
                 )
+            if end is not None and _aware(stored.data_end) > end:
+                raise ValidationError(
+                    f"model {model_id} was trained on bars up to {_aware(stored.data_end).date()}, after end "
+                    f"({end.date()}): a forecast as of end cannot use it",
+                    argument="model_id",
+                )
             if int(stored.params["horizon"]) < horizon:
                 raise ValidationError(
                     f"model {model_id} forecasts {stored.params['horizon']} bars ahead; horizon {horizon} is beyond it",
@@ -225,7 +244,8 @@ class ForecastingService:
             return stored
         since = datetime.now(UTC) - timedelta(seconds=self.settings.forecast_model_max_age_s)
         stored = await self.store.latest(principal, symbol, timeframe, source, since)
-        if stored is not None and int(stored.params["horizon"]) >= horizon:
+        covers = stored is not None and int(stored.params["horizon"]) >= horizon
+        if covers and stored is not None and (end is None or _aware(stored.data_end) <= end):
             return stored
         return None
 
@@ -242,7 +262,7 @@ class ForecastingService:
         report: Report | None = None,
     ) -> Forecast:
         market = self.hub.get(data_source)
-        stored = await self._model_for(principal, symbol, timeframe, market.source, horizon, model_id)
+        stored = await self._model_for(principal, symbol, timeframe, market.source, horizon, model_id, end)
         trained = None
         if stored is None:
             try:
