@@ -51,6 +51,14 @@ async def test_backtest_and_small_grid_on_goog(goog: Services) -> None:
                  "param_grid": {"threshold": [0.0, 0.01]}, "top_n": 2},
             )
         )  # fmt: skip
+        big = await client.call_tool(
+            "optimize_strategy",
+            {
+                "strategy": "neural_forecast",
+                "symbol": "GOOG",
+                "param_grid": {"threshold": [0, 0.01, 0.02], "seed": [1, 2, 3]},
+            },
+        )
         bad = await client.call_tool(
             "run_backtest", {"strategy": "neural_forecast", "symbol": "GOOG", "params": SMALL | {"horizon": 10}}
         )
@@ -59,6 +67,7 @@ async def test_backtest_and_small_grid_on_goog(goog: Services) -> None:
     assert report["trade_count"] == len(ours.trades) > 0
     assert report["first_trade"]["entry_bar"] > 150 + 2 + 10 - 1  # nothing traded during the warm-up
     assert grid["evaluated"] == 2 and grid["method"] == "loop" and len(grid["top"]) == 2
+    assert error_of(big)["context"]["argument"] == "param_grid" and "at most 8" in error_of(big)["message"]
     error = error_of(bad)
     assert error["code"] == "VALIDATION_ERROR" and error["context"]["argument"] == "params.horizon"
 

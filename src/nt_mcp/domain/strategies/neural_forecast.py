@@ -30,6 +30,7 @@ from nt_mcp.domain.forecast.model import ModelConfig, fit_model
 from nt_mcp.domain.strategies.spec import Param, Params, StrategySignals, StrategySpec
 
 MAX_REFITS = 100
+MAX_GRID = 8  # optimize_strategy grids: every combination refits networks
 WORK_BUDGET = 7.0e10
 
 
@@ -93,7 +94,8 @@ SPEC = StrategySpec(
         "sum > threshold, short (allow_short) or flat when < -threshold, else flat. Refitted every "
         "`refit_every` bars on the `train_window` latest samples whose outcomes were known at that bar "
         "(walk-forward: no bar is predicted by a model that saw it); filled at bar i+1's open. Warm-up: "
-        "train_window + horizon + lookback - 1 bars. Slow (each refit trains a network): keep grids small."
+        "train_window + horizon + lookback - 1 bars. Slow (each refit trains a network): optimize_strategy grids "
+        "of at most 8 combinations."
     ),
     params=(
         Param("lookback", int, 60, "lagged log returns the network reads", 2, 250),
@@ -108,4 +110,5 @@ SPEC = StrategySpec(
     ),
     compute=_compute,
     check=_check,
+    max_combinations=MAX_GRID,
 )
