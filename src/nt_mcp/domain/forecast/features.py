@@ -34,12 +34,12 @@ def log_returns(close: FloatArray) -> FloatArray:
 
 
 def lag_matrix(returns: FloatArray, lags: int) -> FloatArray:
-    """Row ``i - lags + 1`` holds ``x_i`` for every origin ``i >= lags - 1`` (including the last)."""
+    """Row ``i - lags + 1`` holds ``x_i`` for every origin ``i >= lags - 1`` (including the last): a
+    read-only strided view of ``returns`` (no copy, whatever the length); index it to get rows."""
     r = np.asarray(returns, dtype=np.float64)
     if r.shape[0] < lags:
         raise DomainValueError("lookback", f"{r.shape[0]} returns is fewer than lookback={lags}")
-    windows = np.lib.stride_tricks.sliding_window_view(r, lags)
-    return np.ascontiguousarray(windows)
+    return np.lib.stride_tricks.sliding_window_view(r, lags)
 
 
 def supervised(returns: FloatArray, lags: int, horizon: int) -> tuple[FloatArray, FloatArray]:
@@ -48,7 +48,7 @@ def supervised(returns: FloatArray, lags: int, horizon: int) -> tuple[FloatArray
     count = r.shape[0] - lags - horizon + 1
     if count < 1:
         raise DomainValueError("bars", f"{r.shape[0]} returns leave no sample for lookback={lags}, horizon={horizon}")
-    x = lag_matrix(r, lags)[:count]
+    x = np.ascontiguousarray(lag_matrix(r, lags)[:count])
     y = np.ascontiguousarray(np.lib.stride_tricks.sliding_window_view(r[lags:], horizon)[:count])
     return x, y
 

@@ -30,6 +30,7 @@ from nt_mcp.domain.forecast.model import ModelConfig, fit_model
 from nt_mcp.domain.strategies.spec import Param, Params, StrategySignals, StrategySpec
 
 MAX_REFITS = 100
+PREDICT_CHUNK = 10_000
 MAX_GRID = 8  # optimize_strategy grids: every combination refits networks
 WORK_BUDGET = 7.0e10
 
@@ -77,12 +78,13 @@ def _compute(bars: Bars, p: Params) -> StrategySignals:
         last_origin = b - 1 - horizon  # its targets end at r[b-1], known at bar b's close
         rows = slice(last_origin - window + 1 - (lags - 1), last_origin + 1 - (lags - 1))
         model = fit_model(features[rows], targets[rows], config)
-        block = np.arange(b, min(b + every, n))
-        predicted = model.predict(features[block - 1 - (lags - 1)]).sum(axis=1)  # origin t-1 decides bar t
-        signal = np.zeros(block.shape[0])
-        signal[predicted > p["threshold"]] = 1.0
-        signal[predicted < -p["threshold"]] = -1.0 if p["allow_short"] else 0.0
-        out[block] = signal
+        for start in range(b, min(b + every, n), PREDICT_CHUNK):  # bounded memory on long blocks
+            block = np.arange(start, min(start + PREDICT_CHUNK, b + every, n))
+            predicted = model.predict(features[block - 1 - (lags - 1)]).sum(axis=1)  # origin t-1 decides bar t
+            signal = np.zeros(block.shape[0])
+            signal[predicted > p["threshold"]] = 1.0
+            signal[predicted < -p["threshold"]] = -1.0 if p["allow_short"] else 0.0
+            out[block] = signal
     return StrategySignals(out, b0)
 
 
