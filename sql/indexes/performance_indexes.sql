@@ -47,3 +47,14 @@ CREATE INDEX IF NOT EXISTS ix_prediction_fills_order ON prediction_fills (order_
 -- a market side (the mark of a position while its venue is down).
 CREATE INDEX IF NOT EXISTS ix_prediction_snapshots_latest
     ON prediction_price_snapshots (venue, market_id, side, fetched_at DESC);
+
+-- nt_mcp.infra.forecasts.ForecastStore.latest_query: a principal's newest forecaster of one series
+-- (symbol, timeframe, data source), the fresh model `forecast` reuses.
+CREATE INDEX IF NOT EXISTS ix_neural_models_series
+    ON neural_models (principal, symbol, timeframe, data_source, created_at DESC);
+
+-- nt_mcp.infra.forecasts.ForecastStore.recent_query: a principal's newest forecasters (list_models).
+CREATE INDEX IF NOT EXISTS ix_neural_models_principal_created ON neural_models (principal, created_at DESC);
+
+-- nt_mcp.infra.forecasts.ForecastStore.forecast_counts_query: forecasts made with the listed models (list_models).
+CREATE INDEX IF NOT EXISTS ix_forecasts_model_created ON forecasts (model_id, created_at);

@@ -132,6 +132,11 @@ class Settings(BaseSettings):
     prediction_max_contracts: Decimal = Field(Decimal("1000"), gt=0)
     prediction_max_order_cost: Decimal = Field(Decimal("500"), gt=0)
     prediction_max_market_exposure: Decimal = Field(Decimal("2000"), gt=0)
+    # analytics: forecasters, risk, portfolios (CPU work runs in worker threads, this many at once)
+    analytics_max_concurrent: int = Field(1, ge=1, le=16)
+    forecast_max_bars: int = Field(5000, ge=200, le=50_000)  # bars a forecaster trains on, at most
+    forecast_model_max_age_s: float = Field(86_400.0, gt=0)  # `forecast` reuses a model younger than this
+    analytics_max_symbols: int = Field(50, ge=2, le=500)  # symbols per portfolio / risk call
 
     # auth (HTTP transports): HS256 with a shared secret, or RS256/ES256/EdDSA with a key file or JWKS
     jwt_secret: SecretStr | None = None

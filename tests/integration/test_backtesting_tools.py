@@ -86,7 +86,7 @@ async def test_strategies_are_listed_with_bounds_and_rules(stack: Services) -> N
     assert tools["optimize_strategy"].annotations.read_only_hint is True  # computes, stores nothing
     assert tools["list_backtests"].annotations.read_only_hint is True
     names = {s["name"] for s in listed["strategies"]}
-    assert names == {"sma_crossover", "momentum", "mean_reversion", "breakout", "rsi_reversion"}
+    assert names == {"sma_crossover", "momentum", "mean_reversion", "breakout", "rsi_reversion", "neural_forecast"}
     fast = next(p for p in info["parameters"] if p["name"] == "fast")
     assert fast == {
         "name": "fast",

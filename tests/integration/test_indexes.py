@@ -16,6 +16,7 @@ from nt_mcp.infra import migrate
 from nt_mcp.infra.audit import AuditLog
 from nt_mcp.infra.backtests import BacktestStore
 from nt_mcp.infra.db import Database
+from nt_mcp.infra.forecasts import ForecastStore
 from nt_mcp.infra.odds_history import OddsHistory
 from nt_mcp.infra.spool import Replayer
 from nt_mcp.services.order_router import OrderRouter
@@ -40,6 +41,11 @@ def _queries() -> dict[str, sa.Select[Any]]:
         "ix_prediction_orders_open": PredictionLedger.open_orders_query("principal-7", "kalshi", "KX-M7"),
         "ix_prediction_fills_order": PredictionLedger.fills_query([f"{i:032x}" for i in (7, 70, 700)]),
         "ix_prediction_snapshots_latest": PredictionLedger.latest_snapshot_query("kalshi", "KX-M7", "yes"),
+        "ix_neural_models_series": ForecastStore.latest_query(
+            "principal-7", "S7", "1Day", "files", NOW - timedelta(days=200)
+        ),
+        "ix_neural_models_principal_created": ForecastStore.recent_query("principal-7", 20),
+        "ix_forecasts_model_created": ForecastStore.forecast_counts_query([f"m{g}" for g in range(20)]),
     }
 
 
@@ -142,6 +148,27 @@ async def _seed(conn: sa.ext.asyncio.AsyncConnection) -> None:
         INSERT INTO prediction_price_snapshots (venue, market_id, side, best_bid, best_ask, fetched_at)
         SELECT 'kalshi', 'KX-M' || (g % 100), CASE WHEN g % 2 = 0 THEN 'yes' ELSE 'no' END, 0.43, 0.45,
                CAST(:now AS timestamptz) - (g * interval '60 seconds')
+        FROM generate_series(1, 100000) AS g
+    """),
+        {"now": NOW},
+    )
+    # 20,000 forecasters by 50 principals on 41 symbols, and 100,000 forecasts made with them.
+    await conn.execute(
+        sa.text("""
+        INSERT INTO neural_models (id, principal, symbol, timeframe, data_source, kind, params, features, metrics,
+                                   weights, blob_version, data_start, data_end, created_at)
+        SELECT 'm' || g, 'principal-' || (g % 50), 'S' || (g % 41), '1Day', 'files', 'mlp', '{}'::jsonb,
+               '{}'::jsonb, '{}'::jsonb, '\\x00'::bytea, 1, CAST(:now AS timestamptz), CAST(:now AS timestamptz),
+               CAST(:now AS timestamptz) - (g * interval '864 seconds')
+        FROM generate_series(1, 20000) AS g
+    """),
+        {"now": NOW},
+    )
+    await conn.execute(
+        sa.text("""
+        INSERT INTO forecasts (id, model_id, principal, symbol, origin_time, horizon, confidence, path, created_at)
+        SELECT 'f' || g, 'm' || (1 + g % 20000), 'principal-' || (g % 50), 'SPY', CAST(:now AS timestamptz), 5,
+               0.9, '[]'::jsonb, CAST(:now AS timestamptz) - (g * interval '86 seconds')
         FROM generate_series(1, 100000) AS g
     """),
         {"now": NOW},

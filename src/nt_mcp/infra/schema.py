@@ -295,3 +295,37 @@ prediction_price_snapshots = sa.Table(
     sa.Column("venue_timestamp", Timestamp),
     sa.Column("fetched_at", Timestamp, nullable=False),
 )
+
+# revision 0006: analytics -- trained neural forecasters (weights as a versioned blob) and their forecasts
+neural_models = sa.Table(
+    "neural_models",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("principal", sa.String(200), nullable=False),
+    sa.Column("symbol", sa.String(32), nullable=False),
+    sa.Column("timeframe", sa.String(16), nullable=False),
+    sa.Column("data_source", sa.String(16), nullable=False),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("params", JSONType, nullable=False),
+    sa.Column("features", JSONType, nullable=False),
+    sa.Column("metrics", JSONType, nullable=False),
+    sa.Column("weights", sa.LargeBinary, nullable=False),
+    sa.Column("blob_version", sa.Integer, nullable=False),
+    sa.Column("data_start", Timestamp, nullable=False),
+    sa.Column("data_end", Timestamp, nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+)
+
+forecasts = sa.Table(
+    "forecasts",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("model_id", sa.String(64), sa.ForeignKey("neural_models.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("principal", sa.String(200), nullable=False),
+    sa.Column("symbol", sa.String(32), nullable=False),
+    sa.Column("origin_time", Timestamp, nullable=False),
+    sa.Column("horizon", sa.Integer, nullable=False),
+    sa.Column("confidence", sa.Float, nullable=False),
+    sa.Column("path", JSONType, nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+)

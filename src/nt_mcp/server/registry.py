@@ -15,7 +15,17 @@ from mcp.server.mcpserver import Context
 from mcp_types import CallToolResult
 
 from nt_mcp.server.guard import Guard
-from nt_mcp.tools import backtesting, odds, optimization, prediction, status, trading
+from nt_mcp.tools import (
+    backtesting,
+    forecasting,
+    odds,
+    optimization,
+    portfolio,
+    prediction,
+    risk,
+    status,
+    trading,
+)
 from nt_mcp.tools.registry import ToolSpec
 
 TOOLSETS: tuple[list[ToolSpec], ...] = (
@@ -25,6 +35,9 @@ TOOLSETS: tuple[list[ToolSpec], ...] = (
     optimization.TOOLS,
     odds.TOOLS,
     prediction.TOOLS,
+    forecasting.TOOLS,
+    risk.TOOLS,
+    portfolio.TOOLS,
 )
 _CONTEXT_PARAM = "mcp_request_context"
 

@@ -47,6 +47,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from nt_mcp.adapters.brokers.base import client_order_id_for, tidy
 from nt_mcp.adapters.data.market import MarketData
+from nt_mcp.domain.errors import DomainValueError
 from nt_mcp.domain.strategies import StrategySpec
 from nt_mcp.errors import TradingError, ValidationError
 from nt_mcp.infra.db import Database
@@ -232,7 +233,10 @@ class StrategyExecutor:
         planned: list[dict[str, Any]] = []
         for symbol in symbols:
             bars = await self.market_data.get_bars(symbol, req.timeframe, now - span, now)
-            result = spec.run(bars, params)
+            try:  # in a worker thread: a strategy may fit models (neural_forecast)
+                result = await asyncio.to_thread(spec.run, bars, params)
+            except DomainValueError as error:
+                raise ValidationError(error.message, argument=f"params.{error.argument}") from None
             if result.warmup >= len(bars.close) - 1:  # the indicators must be defined before the last bar
                 raise ValidationError(
                     f"Only {len(bars.close)} {req.timeframe} bars of {symbol} in the lookback window; the strategy "

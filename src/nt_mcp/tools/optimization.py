@@ -173,9 +173,10 @@ def _grid(
         except DomainValueError as error:
             raise ValidationError(f"param_grid.{name}: {error.message}", argument="param_grid") from None
     total = math.prod(len(v) for v in grid.values())
-    if total > MAX_COMBINATIONS:
+    limit = min(MAX_COMBINATIONS, spec.max_combinations or MAX_COMBINATIONS)
+    if total > limit:
         raise ValidationError(
-            f"the grid has {total:,} combinations; at most {MAX_COMBINATIONS:,} are allowed: use fewer values "
+            f"the grid has {total:,} combinations; at most {limit:,} are allowed for {spec.name}: use fewer values "
             "or larger steps",
             argument="param_grid",
         )

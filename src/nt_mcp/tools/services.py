@@ -18,10 +18,13 @@ from nt_mcp.infra.audit import AuditLog
 from nt_mcp.infra.backtests import BacktestStore
 from nt_mcp.infra.cache import Cache, build_cache
 from nt_mcp.infra.db import Database, Health
+from nt_mcp.infra.forecasts import ForecastStore
 from nt_mcp.infra.ratelimit import RateLimiter
 from nt_mcp.infra.redis_link import RedisLink
 from nt_mcp.infra.resilience import Upstreams
 from nt_mcp.infra.spool import DurableWriter, Replayer, Spool
+from nt_mcp.services.cpu_work import CpuWork
+from nt_mcp.services.forecasting import ForecastingService
 from nt_mcp.services.odds import OddsService
 from nt_mcp.services.order_router import OrderRouter
 from nt_mcp.services.prediction_ledger import PredictionLedger, PredictionLimits
@@ -49,6 +52,8 @@ class Services:
     odds: OddsService
     prediction_venues: PredictionVenues
     prediction: PredictionLedger
+    cpu: CpuWork
+    forecasting: ForecastingService
     version: str = __version__
     started_monotonic: float = field(default_factory=time.monotonic)
     _background: list[asyncio.Task[None]] = field(default_factory=list)
@@ -85,6 +90,8 @@ class Services:
             settings.prediction_max_order_cost,
             settings.prediction_max_market_exposure,
         )
+        market_hub = MarketDataHub(settings, upstreams, cache)
+        cpu = CpuWork(settings.analytics_max_concurrent)
         services = cls(
             settings=settings,
             db=db,
@@ -100,11 +107,13 @@ class Services:
             broker=broker,
             orders=router,
             executor=StrategyExecutor(db, writer, router, market_data, settings.mode),
-            market_hub=MarketDataHub(settings, upstreams, cache),
+            market_hub=market_hub,
             backtests=BacktestStore(db),
             odds=OddsService(settings, upstreams, cache, db, writer),
             prediction_venues=venues,
             prediction=PredictionLedger(db, venues, prediction_limits, settings.mode),
+            cpu=cpu,
+            forecasting=ForecastingService(ForecastStore(db), market_hub, cpu, settings),
         )
         services._background.append(
             asyncio.create_task(services.replayer.run_forever(settings.spool_replay_interval_s))

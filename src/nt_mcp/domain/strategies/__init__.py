@@ -8,7 +8,14 @@ from typing import Any
 from nt_mcp.domain.backtest import BacktestConfig, BacktestResult, run_backtest
 from nt_mcp.domain.bars import Bars
 from nt_mcp.domain.errors import DomainValueError
-from nt_mcp.domain.strategies import breakout, mean_reversion, momentum, rsi_reversion, sma_crossover
+from nt_mcp.domain.strategies import (
+    breakout,
+    mean_reversion,
+    momentum,
+    neural_forecast,
+    rsi_reversion,
+    sma_crossover,
+)
 from nt_mcp.domain.strategies.spec import Param, StrategySignals, StrategySpec
 
 STRATEGIES: dict[str, StrategySpec] = {
@@ -19,6 +26,7 @@ STRATEGIES: dict[str, StrategySpec] = {
         mean_reversion.SPEC,
         breakout.SPEC,
         rsi_reversion.SPEC,
+        neural_forecast.SPEC,
     )
 }
 

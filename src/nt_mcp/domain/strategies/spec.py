@@ -71,6 +71,7 @@ class StrategySpec:
     params: tuple[Param, ...]
     compute: Callable[[Bars, Params], StrategySignals]
     check: Callable[[Params], None] = field(default=lambda _p: None)
+    max_combinations: int | None = None  # a cap on optimisation grids (strategies that fit a model per run)
 
     def validate(self, params: Mapping[str, Any] | None = None) -> Params:
         """Defaults filled in, unknown names rejected, each value type- and bound-checked."""
