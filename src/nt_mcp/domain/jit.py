@@ -1,0 +1,130 @@
+"""Compiled kernels that answer before they are compiled.
+
+numba compiles an ``@njit`` kernel on its first call: seconds on a fresh install, ~0.3 s to load the
+on-disk cache otherwise. A server warms its kernels in a background thread at start
+(`warm_up_in_background`). Meanwhile ``compiled(kernel)(*args)`` decides per call:
+
+- the kernel already has a compiled signature, or no warm-up is running: the compiled kernel
+  (numba compiles it now if it must, as it always did);
+- a warm-up is running and the call is small (at most `PYTHON_TWIN_MAX_ELEMENTS` elements in its array
+  arguments): the kernel's pure-Python twin, `python_twin(kernel)`, runs at once;
+- a larger call waits for the compiler (numba's compile lock) and runs compiled.
+
+The twin is the dispatcher's own Python function (``dispatcher.py_func``): the same code, executing
+the same IEEE 754 double operations in the same order, so it gives the same numbers (the tests
+compare both paths bit for bit). Kernels it calls, by global name or as ``module.kernel``, are
+replaced by their own twins, so no compilation hides inside a twin.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import types
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from numba.core.dispatcher import Dispatcher
+
+PYTHON_TWIN_MAX_ELEMENTS = 500_000  # ~0.2 s of Python for the bar loop, far less than compiling
+
+_twins: dict[Dispatcher[Any], Callable[..., Any]] = {}
+_kernels: dict[Dispatcher[Any], Kernel] = {}
+_warming = threading.Event()  # set while a warm-up runs
+_warm_thread = threading.local()  # .active: this thread is the warm-up (always compiled)
+_lock = threading.Lock()
+_started = False
+
+
+class _TwinModule:
+    """A module seen from a twin: its kernels are twins, everything else is the module's own."""
+
+    def __init__(self, module: types.ModuleType) -> None:
+        self._module = module
+
+    def __getattr__(self, name: str) -> Any:
+        value = getattr(self._module, name)
+        return python_twin(value) if isinstance(value, Dispatcher) else value
+
+
+def python_twin(kernel: Dispatcher[Any]) -> Callable[..., Any]:
+    """``kernel``'s pure-Python function, with the kernels it calls replaced by their twins."""
+    with _lock:
+        twin = _twins.get(kernel)
+    if twin is not None:
+        return twin
+    function = kernel.py_func
+    namespace = dict(function.__globals__)
+    twin = types.FunctionType(function.__code__, namespace, function.__name__, function.__defaults__)
+    with _lock:
+        twin = _twins.setdefault(kernel, twin)
+    for name, value in function.__globals__.items():
+        if isinstance(value, Dispatcher):
+            namespace[name] = python_twin(value)
+        elif isinstance(value, types.ModuleType) and any(isinstance(v, Dispatcher) for v in vars(value).values()):
+            namespace[name] = _TwinModule(value)
+    return twin
+
+
+def _elements(args: tuple[Any, ...]) -> int:
+    return sum(a.size for a in args if isinstance(a, np.ndarray))
+
+
+class Kernel:
+    """A compiled kernel called from Python: compiled code when ready, its twin while warming."""
+
+    def __init__(self, dispatcher: Dispatcher[Any]) -> None:
+        self.dispatcher = dispatcher
+
+    def __call__(self, *args: Any) -> Any:
+        if (
+            self.dispatcher.signatures
+            or not _warming.is_set()
+            or getattr(_warm_thread, "active", False)
+            or _elements(args) > PYTHON_TWIN_MAX_ELEMENTS
+        ):
+            return self.dispatcher(*args)
+        return python_twin(self.dispatcher)(*args)
+
+
+def compiled(dispatcher: Dispatcher[Any]) -> Kernel:
+    """The Python-side entry to an ``@njit`` kernel (one `Kernel` per dispatcher)."""
+    with _lock:
+        return _kernels.setdefault(dispatcher, Kernel(dispatcher))
+
+
+def is_warming() -> bool:
+    """True while a background warm-up is compiling (small calls run their Python twins)."""
+    return _warming.is_set()
+
+
+def warm_up_in_background(
+    warm: Callable[[], None], done: Callable[[float, BaseException | None], None] | None = None
+) -> threading.Thread | None:
+    """Run ``warm`` (calls that compile every kernel) once per process in a daemon thread; small
+    kernel calls use their twins until it finishes. ``done(seconds, error)`` is called at the end.
+    None when a warm-up already ran or runs in this process."""
+    global _started
+    with _lock:
+        if _started:
+            return None
+        _started = True
+        _warming.set()
+
+    def run() -> None:
+        started = time.perf_counter()
+        _warm_thread.active = True
+        error: BaseException | None = None
+        try:
+            warm()
+        except Exception as failure:  # a kernel that failed to compile fails (and says why) on its real call
+            error = failure
+        finally:
+            _warming.clear()
+        if done is not None:
+            done(time.perf_counter() - started, error)
+
+    thread = threading.Thread(target=run, name="nt-mcp-jit-warm-up", daemon=True)
+    thread.start()
+    return thread
