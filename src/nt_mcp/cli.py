@@ -67,9 +67,17 @@ def _settings(overrides: dict[str, object]) -> Settings:
 
 
 async def _serve_stdio(settings: Settings) -> None:
-    from nt_mcp.server.app import build_server
+    from nt_mcp.server.app import build_server, start_kernel_warm_up
     from nt_mcp.tools.services import Services
 
+    if sys.stdin.isatty():
+        print(
+            "nt-mcp: serving MCP over stdio and waiting for an MCP client on stdin. This is a server: "
+            "start it from your MCP client's configuration (see the README, 'Connect a client'). Ctrl-C quits.",
+            file=sys.stderr,
+            flush=True,
+        )
+    start_kernel_warm_up()
     services = await Services.start(settings)
     try:
         server = build_server(services, local_operator=True)  # stdio: the local operator
@@ -85,6 +93,15 @@ async def _serve_stdio(settings: Settings) -> None:
         await server.run_stdio_async()
     finally:
         await services.close()
+
+
+def _check_toolsets(settings: Settings) -> None:
+    from nt_mcp.server.registry import UnknownToolsetError, toolset_names
+
+    try:
+        toolset_names(settings.toolsets)
+    except UnknownToolsetError as error:
+        raise UsageError(str(error)) from None
 
 
 def _serve_http(settings: Settings) -> None:
@@ -184,6 +201,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     configure_logging(settings.log_level)
     try:
+        if args.command == "serve":
+            _check_toolsets(settings)
         if args.command == "serve" and settings.transport in ("http", "sse"):
             _serve_http(settings)
         elif args.command == "serve":

@@ -88,6 +88,13 @@ backtests = sa.Table(
     sa.Column("created_at", Timestamp, nullable=False),
 )
 
+backtest_charts = sa.Table(
+    "backtest_charts",
+    metadata,
+    sa.Column("backtest_id", sa.String(64), sa.ForeignKey("backtests.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("png", sa.LargeBinary, nullable=False),
+)
+
 strategy_runs = sa.Table(
     "strategy_runs",
     metadata,
