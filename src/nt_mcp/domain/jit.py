@@ -33,7 +33,7 @@ _twins: dict[Dispatcher[Any], Callable[..., Any]] = {}
 _kernels: dict[Dispatcher[Any], Kernel] = {}
 _warming = threading.Event()  # set while a warm-up runs
 _warm_thread = threading.local()  # .active: this thread is the warm-up (always compiled)
-_lock = threading.Lock()
+_lock = threading.RLock()
 _started = False
 
 
@@ -50,21 +50,29 @@ class _TwinModule:
 
 def python_twin(kernel: Dispatcher[Any]) -> Callable[..., Any]:
     """``kernel``'s pure-Python function, with the kernels it calls replaced by their twins."""
-    with _lock:
+    with _lock:  # re-entrant: building one twin builds the twins of the kernels it calls
         twin = _twins.get(kernel)
-    if twin is not None:
+        if twin is not None:
+            return twin
+        function = kernel.py_func
+        namespace = dict(function.__globals__)
+        cells = tuple(types.CellType() for _ in function.__closure__ or ())
+        twin = types.FunctionType(function.__code__, namespace, function.__name__, function.__defaults__, cells or None)
+        _twins[kernel] = twin  # before filling it in: kernels may call each other
+        for name, value in function.__globals__.items():
+            namespace[name] = _twin_of(value)
+        for cell, original in zip(cells, function.__closure__ or (), strict=True):
+            cell.cell_contents = _twin_of(original.cell_contents)
         return twin
-    function = kernel.py_func
-    namespace = dict(function.__globals__)
-    twin = types.FunctionType(function.__code__, namespace, function.__name__, function.__defaults__)
-    with _lock:
-        twin = _twins.setdefault(kernel, twin)
-    for name, value in function.__globals__.items():
-        if isinstance(value, Dispatcher):
-            namespace[name] = python_twin(value)
-        elif isinstance(value, types.ModuleType) and any(isinstance(v, Dispatcher) for v in vars(value).values()):
-            namespace[name] = _TwinModule(value)
-    return twin
+
+
+def _twin_of(value: Any) -> Any:
+    """``value`` as a twin sees it: a kernel becomes its twin, a module holding kernels a view of them."""
+    if isinstance(value, Dispatcher):
+        return python_twin(value)
+    if isinstance(value, types.ModuleType) and any(isinstance(v, Dispatcher) for v in vars(value).values()):
+        return _TwinModule(value)
+    return value
 
 
 def _elements(args: tuple[Any, ...]) -> int:

@@ -478,7 +478,7 @@ def stored_backtest_out(
 
 def chart_title(strategy: str, symbol: str, source: str) -> str:
     """The equity chart's title: strategy, symbol and where the bars came from, said once."""
-    return f"{strategy} {symbol} ({'SYNTHETIC prices, not real' if source == 'synthetic' else source} bars)"
+    return f"{strategy} on {symbol} ({'SYNTHETIC, not real prices' if source == 'synthetic' else source})"
 
 
 # ---------------------------------------------------------------- tools
