@@ -67,17 +67,9 @@ def _settings(overrides: dict[str, object]) -> Settings:
 
 
 async def _serve_stdio(settings: Settings) -> None:
-    from nt_mcp.server.app import build_server, start_kernel_warm_up
+    from nt_mcp.server.app import build_server
     from nt_mcp.tools.services import Services
 
-    if sys.stdin.isatty():
-        print(
-            "nt-mcp: serving MCP over stdio and waiting for an MCP client on stdin. This is a server: "
-            "start it from your MCP client's configuration (see the README, 'Connect a client'). Ctrl-C quits.",
-            file=sys.stderr,
-            flush=True,
-        )
-    start_kernel_warm_up()
     services = await Services.start(settings)
     try:
         server = build_server(services, local_operator=True)  # stdio: the local operator
@@ -202,6 +194,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(settings.log_level)
     try:
         if args.command == "serve":
+            from nt_mcp.server.kernel_warmup import start_kernel_warm_up
+
+            start_kernel_warm_up()  # first, so compiling overlaps the imports and the handshake
+            if settings.transport == "stdio" and sys.stdin.isatty():
+                print(
+                    "nt-mcp: serving MCP over stdio and waiting for an MCP client on stdin. This is a server: "
+                    "start it from your MCP client's configuration (see the README, 'Connect a client'). "
+                    "Ctrl-C quits.",
+                    file=sys.stderr,
+                    flush=True,
+                )
             _check_toolsets(settings)
         if args.command == "serve" and settings.transport in ("http", "sse"):
             _serve_http(settings)

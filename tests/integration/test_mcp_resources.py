@@ -166,6 +166,7 @@ async def test_prompts_are_workflows_over_tools_the_caller_may_use(stack: Servic
     assert forbidden.value.error.code == INVALID_PARAMS  # listed for nobody without the trade scope
 
 
+@pytest.mark.filterwarnings("ignore:The logging capability is deprecated")  # the client side of logging/setLevel
 async def test_long_tools_send_log_notifications_at_the_level_the_client_set(stack: Services) -> None:  # noqa: F811
     received: list[LoggingMessageNotificationParams] = []
 

@@ -156,3 +156,29 @@ class _Flag:
 
     def is_set(self) -> bool:
         return self.value
+
+
+def test_warm_up_runs_once_and_twins_answer_other_threads_meanwhile(monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    @njit(cache=False)
+    def double(a):  # type: ignore[no-untyped-def]
+        return a * 2.0
+
+    monkeypatch.setattr(jit, "_started", False)
+    monkeypatch.setattr(jit, "_warming", threading.Event())
+    seen: dict[str, object] = {}
+
+    def warm() -> None:
+        assert jit.is_warming()
+        worker = threading.Thread(target=lambda: seen.update(other=jit.compiled(double)(np.ones(3))))
+        worker.start()
+        worker.join()
+        seen["compiled_before"] = list(double.signatures)  # the other thread's call compiled nothing
+        seen["mine"] = jit.compiled(double)(np.ones(3))  # the warm-up's own calls compile
+
+    seconds = jit.warm_up(warm)
+    assert seconds is not None and seconds >= 0 and not jit.is_warming()
+    assert seen["compiled_before"] == [] and len(double.signatures) == 1
+    assert list(seen["other"]) == list(seen["mine"]) == [2.0, 2.0, 2.0]  # type: ignore[call-overload]
+    assert jit.warm_up(warm) is None  # once per process

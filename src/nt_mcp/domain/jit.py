@@ -1,8 +1,9 @@
 """Compiled kernels that answer before they are compiled.
 
-numba compiles an ``@njit`` kernel on its first call: seconds on a fresh install, ~0.3 s to load the
-on-disk cache otherwise. A server warms its kernels in a background thread at start
-(`warm_up_in_background`). Meanwhile ``compiled(kernel)(*args)`` decides per call:
+numba compiles an ``@njit`` kernel on its first call: seconds on a fresh install, ~1 s to load them all
+from the on-disk cache otherwise. A server warms its kernels in a background thread from its first
+moment (`warm_up`, started by `nt_mcp.server.kernel_warmup`). Meanwhile ``compiled(kernel)(*args)``
+decides per call:
 
 - the kernel already has a compiled signature, or no warm-up is running: the compiled kernel
   (numba compiles it now if it must, as it always did);
@@ -110,32 +111,22 @@ def is_warming() -> bool:
     return _warming.is_set()
 
 
-def warm_up_in_background(
-    warm: Callable[[], None], done: Callable[[float, BaseException | None], None] | None = None
-) -> threading.Thread | None:
-    """Run ``warm`` (calls that compile every kernel) once per process in a daemon thread; small
-    kernel calls use their twins until it finishes. ``done(seconds, error)`` is called at the end.
-    None when a warm-up already ran or runs in this process."""
+def warm_up(warm: Callable[[], None]) -> float | None:
+    """Run ``warm`` (calls that compile every kernel) in this thread, always on the compiled path; small
+    kernel calls from other threads use their twins until it returns. Once per process: the seconds it
+    took, or None when a warm-up already ran or runs. An exception from ``warm`` propagates (a kernel
+    that cannot compile then fails, and says why, on its first real call)."""
     global _started
     with _lock:
         if _started:
             return None
         _started = True
         _warming.set()
-
-    def run() -> None:
-        started = time.perf_counter()
-        _warm_thread.active = True
-        error: BaseException | None = None
-        try:
-            warm()
-        except Exception as failure:  # a kernel that failed to compile fails (and says why) on its real call
-            error = failure
-        finally:
-            _warming.clear()
-        if done is not None:
-            done(time.perf_counter() - started, error)
-
-    thread = threading.Thread(target=run, name="nt-mcp-jit-warm-up", daemon=True)
-    thread.start()
-    return thread
+    started = time.perf_counter()
+    _warm_thread.active = True
+    try:
+        warm()
+    finally:
+        _warm_thread.active = False
+        _warming.clear()
+    return time.perf_counter() - started

@@ -16,7 +16,6 @@ This is the one module that touches the SDK's MCPServer internals:
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 import pydantic
@@ -57,8 +56,6 @@ from nt_mcp.server.registry import all_tools, entry_point, toolset_names
 from nt_mcp.server.resources import ResourceCatalog
 from nt_mcp.tools.registry import Principal, ToolSpec
 from nt_mcp.tools.services import Services
-
-log = logging.getLogger(__name__)
 
 INSTRUCTIONS = (
     "nt-mcp gives you real trading tools. Every number is computed by the server or read from an "
@@ -238,18 +235,3 @@ def build_server(services: Services, *, local_operator: bool = True) -> NtMCPSer
     settings = services.settings
     local = Principal(subject="local-operator", scopes=settings.local_scopes, kind="local") if local_operator else None
     return NtMCPServer(Guard(services, local), all_tools(toolset_names(settings.toolsets)))
-
-
-def start_kernel_warm_up() -> None:
-    """Compile (or load from numba's cache) every backtest kernel in a background thread, once per
-    process; until it is done, small kernel calls run their pure-Python twins (`nt_mcp.domain.jit`)."""
-    from nt_mcp.domain import jit
-    from nt_mcp.domain.backtest.warmup import compile_kernels
-
-    def done(seconds: float, error: BaseException | None) -> None:
-        if error is None:
-            log.info("backtest kernels ready", extra={"seconds": round(seconds, 3)})
-        else:
-            log.error("backtest kernel warm-up failed", exc_info=error)
-
-    jit.warm_up_in_background(compile_kernels, done)

@@ -2,20 +2,24 @@
 
 A client chooses the lowest level it wants with ``logging/setLevel`` (RFC 5424 levels, ``debug`` ..
 ``emergency``); until it does, ``info`` and above are sent. The level is kept in the SDK's
-per-connection state, so each session filters on its own. Tools send through
-``ToolContext.log(level, message)``; messages go out as ``notifications/message`` with logger
-``nt-mcp`` on the request's stream. These are for the user watching the client, not the server's
-own log (that goes to stderr as JSON lines).
+per-connection state, so each session filters on its own. Clients on the 2026-07-28 revision opt in per
+request instead (the ``io.modelcontextprotocol/logLevel`` ``_meta`` key), as the SDK computes. Tools
+send through ``ToolContext.log(level, message)``; messages go out as ``notifications/message`` with
+logger ``nt-mcp`` on the request's own stream. These are for the user watching the client, not the
+server's own log (that goes to stderr as JSON lines).
+
+The SDK marks its logging helpers deprecated (the 2026-07-28 revision drops ``logging/setLevel``);
+handshake-era clients, every client today, still use it, so the notification is sent as a typed
+notification rather than through those helpers (and no deprecation warning reaches stderr).
 """
 
 from __future__ import annotations
 
 import logging
-import warnings
 from typing import Any, get_args
 
-from mcp.shared.exceptions import MCPDeprecationWarning
-from mcp_types import EmptyResult, SetLevelRequestParams
+from mcp.server.connection import allowed_log_levels
+from mcp_types import EmptyResult, LoggingMessageNotification, LoggingMessageNotificationParams, SetLevelRequestParams
 
 from nt_mcp.tools.registry import ClientLog, LogLevel
 
@@ -25,10 +29,6 @@ LEVELS: tuple[LogLevel, ...] = get_args(LogLevel)
 DEFAULT_LEVEL: LogLevel = "info"
 LOGGER_NAME = "nt-mcp"
 _STATE_KEY = "nt-mcp/log-level"
-
-# The 2026-07-28 revision moves logging to a per-request opt-in; the handshake versions clients speak
-# today still use logging/setLevel, which the SDK marks deprecated. We serve both.
-warnings.filterwarnings("ignore", category=MCPDeprecationWarning, message=".*logging capability.*")
 
 
 def _connection_state(session: Any) -> dict[str, Any] | None:
@@ -51,17 +51,21 @@ def client_log_for(mcp_context: Any) -> ClientLog | None:
     if mcp_context is None:
         return None
     try:
-        session = mcp_context.request_context.session
+        request = mcp_context.request_context
+        session, request_id = request.session, request.request_id
+        opted_in = allowed_log_levels(session.protocol_version, request.meta)
     except (ValueError, RuntimeError, AttributeError):
         return None
 
     async def send(level: LogLevel, message: str) -> None:
-        state = _connection_state(session) or {}
-        wanted = state.get(_STATE_KEY, DEFAULT_LEVEL)
-        if LEVELS.index(level) < LEVELS.index(wanted):
+        wanted = (_connection_state(session) or {}).get(_STATE_KEY, DEFAULT_LEVEL)
+        if level not in opted_in or LEVELS.index(level) < LEVELS.index(wanted):
             return
+        notification = LoggingMessageNotification(
+            params=LoggingMessageNotificationParams(level=level, logger=LOGGER_NAME, data=message)
+        )
         try:
-            await mcp_context.log(level, message, logger_name=LOGGER_NAME)
+            await session.send_notification(notification, related_request_id=request_id)
         except Exception as error:  # a client gone mid-call must not fail the tool
             log.debug("log notification not sent", extra={"error": type(error).__name__})
 

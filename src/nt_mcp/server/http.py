@@ -59,9 +59,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from nt_mcp.config import Settings
 from nt_mcp.infra.observability import AUTH_FAILURES, HTTP_IN_FLIGHT, HTTP_LATENCY, HTTP_REJECTIONS, HTTP_REQUESTS
 from nt_mcp.infra.redis_link import RedisLink
-from nt_mcp.server.app import NtMCPServer, build_server, start_kernel_warm_up
+from nt_mcp.server.app import NtMCPServer, build_server
 from nt_mcp.server.auth import protected_resource_metadata, resource_metadata_url
 from nt_mcp.server.events import RETRY_MS, MemoryEventStore
+from nt_mcp.server.kernel_warmup import start_kernel_warm_up
 from nt_mcp.tools.services import Services
 
 log = logging.getLogger(__name__)

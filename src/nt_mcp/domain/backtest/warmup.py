@@ -4,7 +4,7 @@
 sweep through the same public functions the tools call, so numba compiles (or loads from its cache)
 exactly the signatures real calls need: the same array layouts (read-only contiguous bars, fresh
 signal arrays) and scalar types. The server runs it in a background thread at start
-(`nt_mcp.domain.jit.warm_up_in_background`).
+(`nt_mcp.server.kernel_warmup`, through `nt_mcp.domain.jit.warm_up`).
 """
 
 from __future__ import annotations
