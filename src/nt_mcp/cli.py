@@ -68,11 +68,13 @@ def _settings(overrides: dict[str, object]) -> Settings:
 
 async def _serve_stdio(settings: Settings) -> None:
     from nt_mcp.server.app import build_server
+    from nt_mcp.server.kernel_warmup import start_kernel_warm_up
     from nt_mcp.tools.services import Services
 
     services = await Services.start(settings)
     try:
         server = build_server(services, local_operator=True)  # stdio: the local operator
+        start_kernel_warm_up()  # now, not earlier: compiling beside the imports slowed both (benchmarks)
         log.info(
             "serving",
             extra={
@@ -194,9 +196,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(settings.log_level)
     try:
         if args.command == "serve":
-            from nt_mcp.server.kernel_warmup import start_kernel_warm_up
-
-            start_kernel_warm_up()  # first, so compiling overlaps the imports and the handshake
             if settings.transport == "stdio" and sys.stdin.isatty():
                 print(
                     "nt-mcp: serving MCP over stdio and waiting for an MCP client on stdin. This is a server: "

@@ -323,10 +323,10 @@ class HttpApp:
 
     @contextlib.asynccontextmanager
     async def _lifespan(self, _app: Starlette) -> AsyncIterator[None]:
-        start_kernel_warm_up()
         services = await Services.start(self.settings)
         try:
             server = self.server_factory(services)
+            start_kernel_warm_up()
             security = TransportSecuritySettings(
                 enable_dns_rebinding_protection=True,
                 allowed_hosts=self.settings.host_allow_list,

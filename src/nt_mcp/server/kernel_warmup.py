@@ -1,10 +1,10 @@
-"""Compile the backtest kernels in a background thread from the first moment of `nt-mcp serve`.
+"""Compile the backtest kernels in a background thread as the server starts serving.
 
-The thread imports numba and the domain itself, so the main thread meanwhile imports the MCP SDK,
-SQLAlchemy and the rest and answers the handshake: numba's LLVM work runs in C with the GIL released, on
-the other core. Until the kernels are ready, small kernel calls run their pure-Python twins
-(`nt_mcp.domain.jit`), so the first answers after an install do not wait for the compiler. This module
-imports nothing heavy, so callers can start the warm-up before their own imports.
+Started once the server is built, just before it answers its first message: the handshake then
+overlaps the warm-up. Started earlier (before the imports), it slowed the imports, the handshake and the
+first answers alike (`benchmarks/bench_cold_start.py`: handshake 2.2 s instead of 1.5 s). Until the
+kernels are ready, small kernel calls run their pure-Python twins (`nt_mcp.domain.jit`), so the first
+answers after an install do not wait for the compiler.
 """
 
 from __future__ import annotations
