@@ -91,6 +91,8 @@ def test_pipx_install(tmp_path: Path) -> None:
 def test_the_readme_client_snippets_are_valid_json() -> None:
     readme = (ROOT / "README.md").read_text()
     blocks = re.findall(r"```json\n(.*?)```", readme, flags=re.DOTALL)
-    assert len(blocks) >= 5
-    for block in blocks:
-        json.loads(block)
+    configs = [json.loads(block) for block in blocks if '"mcpServers"' in block or '"servers"' in block]
+    assert len(configs) >= 4  # Claude Desktop, VS Code, Cursor, the HTTP endpoint
+    for config in configs:
+        (server,) = (config.get("mcpServers") or config["servers"]).values()
+        assert server.get("url") or (server["command"].startswith("/") and "serve" in server["args"])
