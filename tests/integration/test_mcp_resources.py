@@ -24,6 +24,7 @@ from mcp_types import (
 )
 from PIL import Image
 
+from nt_mcp.domain.strategies import STRATEGIES
 from nt_mcp.server.app import NtMCPServer
 from nt_mcp.server.guard import Guard
 from nt_mcp.server.registry import all_tools
@@ -89,13 +90,8 @@ async def test_strategy_documents_and_templates(stack: Services) -> None:  # noq
         doc = await client.read_resource("strategy://sma_crossover")
         with pytest.raises(MCPError) as error:
             await client.read_resource("strategy://no_such_strategy")
-    assert [uri for uri in listed if uri.startswith("strategy://")] == [
-        "strategy://sma_crossover",
-        "strategy://momentum",
-        "strategy://mean_reversion",
-        "strategy://breakout",
-        "strategy://rsi_reversion",
-    ]
+    assert [uri for uri in listed if uri.startswith("strategy://")] == [f"strategy://{name}" for name in STRATEGIES]
+    assert "strategy://sma_crossover" in listed
     assert templates == ["backtest://{backtest_id}", "backtest://{backtest_id}/equity.png", "strategy://{name}"]
     text = doc.contents[0]
     assert isinstance(text, TextResourceContents) and text.mime_type == "text/markdown"
