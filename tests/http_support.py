@@ -19,7 +19,7 @@ from mcp.client.streamable_http import streamable_http_client
 
 from nt_mcp.config import Settings
 from nt_mcp.server.auth import build_verifier
-from nt_mcp.server.http import HttpApp, ServerFactory, http_server
+from nt_mcp.server.http import HttpApp, ServerFactory
 from nt_mcp.server.httpserve import uvicorn_config
 from tests.conftest import make_settings
 from tests.servers import free_port
@@ -89,12 +89,14 @@ class Running:
 def serve_in_thread(
     settings: Settings,
     *,
-    server_factory: ServerFactory = http_server,
+    server_factory: ServerFactory | None = None,
     transport: str = "http",
     verifier: Any = None,
 ) -> Iterator[Running]:
-    """The product's HTTP app (TLS when the settings say so) under uvicorn, until the block ends."""
-    app = HttpApp(settings, verifier or build_verifier(settings), server_factory=server_factory, transport=transport)
+    """The product's HTTP app (TLS when the settings say so) under uvicorn, until the block ends.
+    With ``NT_HTTP_AUTH=none`` in the settings there is no verifier (calls are the local operator)."""
+    verifier = None if settings.http_auth == "none" else verifier or build_verifier(settings)
+    app = HttpApp(settings, verifier, server_factory=server_factory, transport=transport)
     config = uvicorn_config(settings, app.asgi, port=settings.port, tls=settings.tls_enabled)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)

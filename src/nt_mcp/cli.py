@@ -10,6 +10,8 @@ import argparse
 import asyncio
 import json
 import logging
+import os
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -67,12 +69,22 @@ def _settings(overrides: dict[str, object]) -> Settings:
 
 
 async def _serve_stdio(settings: Settings) -> None:
+    """Serve MCP on stdin/stdout until the client closes stdin, or SIGINT/SIGTERM arrives: then close the
+    services (spool flushed, pools closed) and end the process at once. The SDK reads stdin in a worker
+    thread that no cancellation reaches until a line or EOF arrives (at a terminal: never), and asyncio
+    would wait for it forever."""
     from nt_mcp.server.app import build_server
+    from nt_mcp.server.kernel_warmup import start_kernel_warm_up
     from nt_mcp.tools.services import Services
 
     services = await Services.start(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
     try:
         server = build_server(services, local_operator=True)  # stdio: the local operator
+        start_kernel_warm_up()  # now, not earlier: compiling beside the imports slowed both (benchmarks)
         log.info(
             "serving",
             extra={
@@ -82,9 +94,29 @@ async def _serve_stdio(settings: Settings) -> None:
                 "cache": services.cache.name,
             },
         )
-        await server.run_stdio_async()
+        serving = asyncio.create_task(server.run_stdio_async())
+        stopping = asyncio.create_task(stop.wait())
+        await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        if serving.done():
+            serving.result()  # a failure of the transport surfaces here
+            return
     finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
         await services.close()
+    log.info("stopped by a signal")
+    logging.shutdown()
+    os._exit(0)
+
+
+def _check_toolsets(settings: Settings) -> None:
+    from nt_mcp.server.registry import UnknownToolsetError, toolset_names
+
+    try:
+        toolset_names(settings.toolsets)
+    except UnknownToolsetError as error:
+        raise UsageError(str(error)) from None
 
 
 def _serve_http(settings: Settings) -> None:
@@ -184,6 +216,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     configure_logging(settings.log_level)
     try:
+        if args.command == "serve":
+            if settings.transport == "stdio" and sys.stdin.isatty():
+                print(
+                    "nt-mcp: serving MCP over stdio and waiting for an MCP client on stdin. This is a server: "
+                    "start it from your MCP client's configuration (see the README, 'Connect a client'). "
+                    "Ctrl-C quits.",
+                    file=sys.stderr,
+                    flush=True,
+                )
+            _check_toolsets(settings)
         if args.command == "serve" and settings.transport in ("http", "sse"):
             _serve_http(settings)
         elif args.command == "serve":

@@ -72,7 +72,8 @@ class Settings(BaseSettings):
 
     # guard
     tool_timeout_s: float = Field(120.0, gt=0)
-    stdio_scopes: str = "read,backtest,trade"
+    stdio_scopes: str = "read,backtest,trade"  # the local operator's: stdio, and HTTP with NT_HTTP_AUTH=none
+    toolsets: str = ""  # comma separated toolset names (status, market, trading, backtest, ...); empty: all
 
     # trading mode: live needs both settings, anything else is paper
     trading_mode: str = "paper"
@@ -149,6 +150,7 @@ class Settings(BaseSettings):
     jwt_typ: str | None = None
 
     # HTTP transports
+    http_auth: Literal["jwt", "none"] = "jwt"  # none: no token, local operator; loopback host only
     public_url: str | None = None  # canonical external base URL, e.g. https://mcp.example.com
     tls_cert_file: Path | None = None
     tls_key_file: Path | None = None
@@ -163,6 +165,11 @@ class Settings(BaseSettings):
     shutdown_grace_s: float = Field(30.0, ge=0, le=3600)
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+
+    @field_validator("http_auth", mode="before")
+    @classmethod
+    def _lower_auth(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -381,7 +388,7 @@ class Settings(BaseSettings):
 
     @property
     def local_scopes(self) -> frozenset[str]:
-        """Scopes of the local operator (stdio and in-process clients)."""
+        """Scopes of the local operator (stdio, in-process clients, HTTP with ``NT_HTTP_AUTH=none``)."""
         return frozenset(_split_scopes(self.stdio_scopes))
 
 

@@ -154,9 +154,9 @@ async def test_synthetic_source_is_deterministic_for_a_given_time() -> None:
     quote = await SyntheticMarketData(now=lambda: moment).latest_quote("DEMO")
     again = await SyntheticMarketData(now=lambda: moment).latest_quote("DEMO")
     assert quote == again and quote.source == "synthetic" and quote.bid is None
-    assert quote.timestamp == datetime(2024, 3, 6, 14, 37, tzinfo=UTC)  # the end of the last finished minute
+    assert quote.timestamp == datetime(2024, 3, 6, 14, 36, tzinfo=UTC)  # the last finished minute, 14:36-14:37
     weekend = await SyntheticMarketData(now=lambda: datetime(2024, 3, 9, 12, 0, tzinfo=UTC)).latest_quote("DEMO")
-    assert weekend.timestamp == datetime(2024, 3, 9, 0, 0, tzinfo=UTC)  # Friday's last minute, ended at midnight
+    assert weekend.timestamp == datetime(2024, 3, 8, 23, 59, tzinfo=UTC)  # Saturday: Friday's last trading minute
     at_moment = SyntheticMarketData(now=lambda: moment)  # bars end at the last minute finished by `moment`
     minutes = await at_moment.get_bars("DEMO", "1Min", datetime(2024, 3, 6, 14, 0, tzinfo=UTC), moment)
     assert quote.price == Decimal(str(round(float(minutes.close[-1]), 4)))  # quotes agree with the bars

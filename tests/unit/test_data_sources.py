@@ -149,9 +149,9 @@ def test_synthetic_price_at_is_the_last_finished_minute() -> None:
 
     minutes = generate_bars("IWM", "2024-02-09T00:00", "2024-02-09T23:59", "1Min")  # a Friday
     price, at = price_at("IWM", datetime(2024, 2, 9, 12, 30, 45, tzinfo=UTC))
-    assert price == minutes.close[12 * 60 + 29] and at == datetime(2024, 2, 9, 12, 30, tzinfo=UTC)
-    weekend_price, weekend_at = price_at("IWM", datetime(2024, 2, 10, 15, 0, tzinfo=UTC))
-    assert weekend_price == minutes.close[-1] and weekend_at == datetime(2024, 2, 10, 0, 0, tzinfo=UTC)
+    assert price == minutes.close[12 * 60 + 29] and at == datetime(2024, 2, 9, 12, 29, tzinfo=UTC)
+    weekend_price, weekend_at = price_at("IWM", datetime(2024, 2, 10, 15, 0, tzinfo=UTC))  # a Saturday
+    assert weekend_price == minutes.close[-1] and weekend_at == datetime(2024, 2, 9, 23, 59, tzinfo=UTC)
 
 
 def test_synthetic_data_starts_at_the_anchor() -> None:

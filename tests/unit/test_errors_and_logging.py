@@ -67,3 +67,20 @@ def test_log_lines_are_json_and_redacted() -> None:
     record = json.loads(stream.getvalue())
     assert record["level"] == "WARNING" and record["tool"] == "get_odds"
     assert "verysecret" not in stream.getvalue()
+
+
+def test_uvicorn_colour_codes_stay_out_of_json_logs() -> None:
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    logger = logging.getLogger("uvicorn.error.test")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    try:  # what uvicorn logs at start: the plain message plus a coloured copy in `color_message`
+        logger.info("Uvicorn running on %s", "http://127.0.0.1:8000", extra={"color_message": "\x1b[1m%s\x1b[0m"})
+    finally:
+        logger.removeHandler(handler)
+    record = json.loads(stream.getvalue())
+    assert record["msg"] == "Uvicorn running on http://127.0.0.1:8000"
+    assert "color_message" not in record and "\\u001b" not in stream.getvalue()

@@ -1,4 +1,5 @@
-"""Stored backtests: one row per `run_backtest` call, readable only by the principal that ran it."""
+"""Stored backtests: one row per `run_backtest` call, readable only by the principal that ran it,
+and its equity-curve PNG in `backtest_charts`."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from nt_mcp.infra.db import Database
-from nt_mcp.infra.schema import backtests
+from nt_mcp.infra.schema import backtest_charts, backtests
 
 
 @dataclass(frozen=True)
@@ -55,13 +56,27 @@ class BacktestStore:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    async def insert(self, row: StoredBacktest) -> None:
+    async def insert(self, row: StoredBacktest, chart_png: bytes | None = None) -> None:
+        """Store ``row`` and, when given, its equity chart, in one transaction."""
         values = {name: getattr(row, name) for name in StoredBacktest.__dataclass_fields__}
 
         async def work(conn: AsyncConnection) -> None:
             await conn.execute(backtests.insert().values(**values))
+            if chart_png is not None:
+                await conn.execute(backtest_charts.insert().values(backtest_id=row.id, png=chart_png))
 
         await self.db.transaction(work)
+
+    async def chart(self, principal: str, backtest_id: str) -> bytes | None:
+        """The equity-chart PNG of ``backtest_id`` if ``principal`` ran it and it has one; else None."""
+        query = (
+            sa.select(backtest_charts.c.png)
+            .join(backtests, backtests.c.id == backtest_charts.c.backtest_id)
+            .where(backtests.c.id == backtest_id, backtests.c.principal == principal)
+        )
+        async with self.db.connect() as conn:
+            png = (await conn.execute(query)).scalar_one_or_none()
+        return None if png is None else bytes(png)
 
     async def get(self, principal: str, backtest_id: str) -> StoredBacktest | None:
         """The backtest ``backtest_id`` if ``principal`` ran it; None otherwise (another's id included)."""

@@ -155,11 +155,13 @@ class Database:
         return Health(ok, self.backend, round((time.perf_counter() - started) * 1000, 2), detail)
 
     def _record_pool_stats(self) -> None:
+        """Connections checked out, idle in the pool, and open beyond ``pool_size`` (SQLAlchemy's
+        ``overflow()`` counts from ``-pool_size`` while the pool is not full: clamped at 0)."""
         pool = self.engine.pool
         for state in ("checkedout", "checkedin", "overflow"):
             reader = getattr(pool, state, None)
             if callable(reader):
-                DB_POOL.labels(state).set(reader())
+                DB_POOL.labels(state).set(max(0, reader()))
 
     async def dispose(self) -> None:
         await self.engine.dispose()

@@ -42,7 +42,8 @@ def redact(text: str) -> str:
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: ts, level, logger, msg, any ``extra`` fields, and exc."""
 
-    _STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}
+    # uvicorn adds color_message (its message with ANSI colour codes) to its records: not for JSON logs
+    _STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName", "color_message"}
 
     def format(self, record: logging.LogRecord) -> str:
         payload: dict[str, Any] = {

@@ -93,6 +93,14 @@ backtests = sa.Table(
     sa.Column("created_at", Timestamp, nullable=False),
 )
 
+# revision 0007: the equity-curve PNG of each stored backtest (the backtest://{id}/equity.png resource)
+backtest_charts = sa.Table(
+    "backtest_charts",
+    metadata,
+    sa.Column("backtest_id", sa.String(64), sa.ForeignKey("backtests.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("png", sa.LargeBinary, nullable=False),
+)
+
 strategy_runs = sa.Table(
     "strategy_runs",
     metadata,

@@ -1,9 +1,17 @@
-"""build_server(services) -> MCPServer: the MCP server with every toolset registered behind the guard.
+"""build_server(services) -> MCPServer: the MCP server with the chosen toolsets registered behind the guard.
 
-This is the one module that touches the SDK's MCPServer internals: `NtMCPServer.call_tool`
-turns the SDK's argument-validation failure (a ToolError caused by a pydantic ValidationError)
-into the same typed ``VALIDATION_ERROR`` result every other failure gets, and a call to a tool
-that does not exist into ``NOT_FOUND`` (instead of the SDK's bare text).
+This is the one module that touches the SDK's MCPServer internals:
+
+- `NtMCPServer.call_tool` turns the SDK's argument-validation failure (a ToolError caused by a
+  pydantic ValidationError) into the same typed ``VALIDATION_ERROR`` result every other failure gets,
+  a call to a tool that does not exist into ``NOT_FOUND``, and checks the caller's scope before the
+  arguments (a tool the caller may not use answers ``FORBIDDEN`` whatever it was sent).
+- `tools/list` shows each caller only the tools its scopes allow (least privilege: a ``read`` token
+  never sees ``place_order``), with lean schemas (no ``title`` annotations pydantic adds to every
+  property; descriptions stay).
+- The SDK's resource, prompt and completion handlers are replaced by ours (`server.resources`,
+  `server.prompts`, `server.completion`), which answer per principal; ``logging/setLevel`` is
+  `server.client_logging`.
 """
 
 from __future__ import annotations
@@ -13,12 +21,39 @@ from typing import Any
 import pydantic
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
-from mcp_types import CallToolResult, InputRequiredResult
+from mcp.shared.exceptions import MCPError
+from mcp_types import (
+    INVALID_PARAMS,
+    INVALID_REQUEST,
+    CallToolResult,
+    CompleteRequestParams,
+    CompleteResult,
+    EmbeddedResource,
+    GetPromptRequestParams,
+    GetPromptResult,
+    InputRequiredResult,
+    ListPromptsResult,
+    ListResourcesResult,
+    ListResourceTemplatesResult,
+    PaginatedRequestParams,
+    Prompt,
+    PromptMessage,
+    ReadResourceRequestParams,
+    ReadResourceResult,
+    SetLevelRequestParams,
+    TextContent,
+)
+from mcp_types import Tool as MCPTool
 
 from nt_mcp import __version__
+from nt_mcp.errors import AuthenticationError
 from nt_mcp.errors import ValidationError as ToolValidationError
-from nt_mcp.server.guard import Guard, describe_validation_error
-from nt_mcp.server.registry import all_tools, entry_point
+from nt_mcp.server import client_logging
+from nt_mcp.server.completion import Completer
+from nt_mcp.server.guard import Guard, describe_validation_error, scope_error
+from nt_mcp.server.prompts import PROMPTS, WorkflowPrompt, checked_arguments
+from nt_mcp.server.registry import all_tools, entry_point, toolset_names
+from nt_mcp.server.resources import ResourceCatalog
 from nt_mcp.tools.registry import Principal, ToolSpec
 from nt_mcp.tools.services import Services
 
@@ -27,8 +62,27 @@ INSTRUCTIONS = (
     "upstream service and says where it came from. Failed calls (isError) return the text "
     "{'error': {code, message, retryable, retry_after_s}}: read the code, fix the named argument "
     "or wait retry_after_s. "
-    "Call server_status first to see the trading mode (paper or live) and what is configured."
+    "Call server_status first to see the trading mode (paper or live) and what is configured. "
+    "Stored backtests are also resources (backtest://{id}); prompts hold common workflows."
 )
+
+
+def lean_schema(node: Any) -> Any:
+    """``node`` (a JSON Schema) without the ``title`` annotations pydantic puts on every schema;
+    property names (including one called ``title``) and everything that constrains stay."""
+    if isinstance(node, list):
+        return [lean_schema(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    lean: dict[str, Any] = {}
+    for key, value in node.items():
+        if key == "title" and isinstance(value, str):
+            continue
+        if key in {"properties", "$defs", "definitions", "patternProperties"} and isinstance(value, dict):
+            lean[key] = {name: lean_schema(schema) for name, schema in value.items()}
+        else:
+            lean[key] = lean_schema(value)
+    return lean
 
 
 class NtMCPServer(MCPServer[Any]):
@@ -44,6 +98,53 @@ class NtMCPServer(MCPServer[Any]):
                 description=spec.description,
                 annotations=spec.annotations,
             )
+        self._listing: dict[str, MCPTool] | None = None
+        self.resources = ResourceCatalog(guard.services, self.may_call)
+        self.completer = Completer(guard.services, self.may_call, self._prompt_names)
+        sdk = self._lowlevel_server
+        sdk.add_request_handler("logging/setLevel", SetLevelRequestParams, client_logging.set_level)
+        sdk.add_request_handler("resources/list", PaginatedRequestParams, self._list_resources)
+        sdk.add_request_handler("resources/templates/list", PaginatedRequestParams, self._list_templates)
+        sdk.add_request_handler("resources/read", ReadResourceRequestParams, self._read_resource)
+        sdk.add_request_handler("prompts/list", PaginatedRequestParams, self._list_prompts)
+        sdk.add_request_handler("prompts/get", GetPromptRequestParams, self._get_prompt)
+        sdk.add_request_handler("completion/complete", CompleteRequestParams, self._complete)
+
+    # -- who may see what -----------------------------------------------------------------------
+    def caller(self) -> Principal | None:
+        """The principal of the request being served (None: no token where one is required)."""
+        try:
+            return self.guard.resolve_principal()
+        except AuthenticationError:
+            return None
+
+    def _require_caller(self) -> Principal:
+        principal = self.caller()
+        if principal is None:
+            raise MCPError(code=INVALID_REQUEST, message="A valid bearer token is required.")
+        return principal
+
+    def may_call(self, principal: Principal, tool: str) -> bool:
+        """Is ``tool`` served here and allowed by ``principal``'s scopes?"""
+        spec = self.specs.get(tool)
+        return spec is not None and scope_error(spec, principal) is None
+
+    # -- tools ------------------------------------------------------------------------------------
+    async def list_tools(self) -> list[MCPTool]:
+        if self._listing is None:
+            self._listing = {
+                tool.name: tool.model_copy(
+                    update={
+                        "input_schema": lean_schema(tool.input_schema),
+                        "output_schema": lean_schema(tool.output_schema),
+                    }
+                )
+                for tool in await super().list_tools()
+            }
+        principal = self.caller()
+        if principal is None:
+            return []
+        return [tool for name, tool in self._listing.items() if self.may_call(principal, name)]
 
     async def call_tool(
         self, name: str, arguments: dict[str, Any], context: Context[Any, Any] | None = None
@@ -51,6 +152,10 @@ class NtMCPServer(MCPServer[Any]):
         spec = self.specs.get(name)
         if spec is None:
             return await self.guard.unknown_tool(name, arguments)
+        principal = self.caller()
+        forbidden = scope_error(spec, principal) if principal is not None else None
+        if forbidden is not None:
+            return await self.guard.refuse(spec, forbidden, arguments)
         unknown = sorted(set(arguments) - set(spec.argument_names))
         if unknown:
             return await self.guard.refuse(
@@ -69,13 +174,64 @@ class NtMCPServer(MCPServer[Any]):
                 return await self.guard.refuse(spec, describe_validation_error(error.__cause__), arguments)
             raise
 
+    # -- resources --------------------------------------------------------------------------------
+    async def _list_resources(self, _ctx: Any, _params: PaginatedRequestParams) -> ListResourcesResult:
+        return ListResourcesResult(resources=await self.resources.listed(self._require_caller()))
+
+    async def _list_templates(self, _ctx: Any, _params: PaginatedRequestParams) -> ListResourceTemplatesResult:
+        return ListResourceTemplatesResult(resource_templates=self.resources.templates(self._require_caller()))
+
+    async def _read_resource(self, _ctx: Any, params: ReadResourceRequestParams) -> ReadResourceResult:
+        return ReadResourceResult(contents=await self.resources.read(self._require_caller(), str(params.uri)))
+
+    # -- prompts and completion -------------------------------------------------------------------
+    def _prompt_allowed(self, principal: Principal, prompt: WorkflowPrompt) -> bool:
+        return all(self.may_call(principal, tool) for tool in prompt.tools)
+
+    def _prompt_names(self, principal: Principal) -> set[str]:
+        return {name for name, prompt in PROMPTS.items() if self._prompt_allowed(principal, prompt)}
+
+    async def _list_prompts(self, _ctx: Any, _params: PaginatedRequestParams) -> ListPromptsResult:
+        principal = self._require_caller()
+        return ListPromptsResult(
+            prompts=[
+                Prompt(name=p.name, title=p.title, description=p.description, arguments=list(p.arguments))
+                for p in PROMPTS.values()
+                if self._prompt_allowed(principal, p)
+            ]
+        )
+
+    async def _get_prompt(self, _ctx: Any, params: GetPromptRequestParams) -> GetPromptResult:
+        principal = self._require_caller()
+        prompt = PROMPTS.get(params.name)
+        if prompt is None or not self._prompt_allowed(principal, prompt):
+            raise MCPError(
+                code=INVALID_PARAMS,
+                message=f"Unknown prompt {params.name[:100]!r}; prompts/list names the prompts you may use.",
+            )
+        args = checked_arguments(prompt, params.arguments)
+        messages: list[PromptMessage] = []
+        if prompt.embeds is not None:
+            for contents in await self.resources.read(principal, prompt.embeds(args)):
+                embedded = EmbeddedResource(type="resource", resource=contents)
+                messages.append(PromptMessage(role="user", content=embedded))
+        messages.append(PromptMessage(role="user", content=TextContent(type="text", text=prompt.render(args))))
+        return GetPromptResult(description=prompt.description, messages=messages)
+
+    async def _complete(self, _ctx: Any, params: CompleteRequestParams) -> CompleteResult:
+        principal = self._require_caller()
+        templates = {t.uri_template for t in self.resources.templates(principal)}
+        completion = await self.completer.complete(
+            principal, params.ref, params.argument.name, params.argument.value, templates
+        )
+        return CompleteResult(completion=completion)
+
 
 def build_server(services: Services, *, local_operator: bool = True) -> NtMCPServer:
-    """The server over ``services``. With ``local_operator`` (stdio, in-process) calls without a
+    """The server over ``services`` with the toolsets ``NT_TOOLSETS`` names (all by default).
+
+    With ``local_operator`` (stdio, in-process, HTTP with ``NT_HTTP_AUTH=none``) calls without a
     bearer token run as the local operator with ``NT_STDIO_SCOPES``; without it they are refused."""
-    local = (
-        Principal(subject="local-operator", scopes=services.settings.local_scopes, kind="local")
-        if local_operator
-        else None
-    )
-    return NtMCPServer(Guard(services, local), all_tools())
+    settings = services.settings
+    local = Principal(subject="local-operator", scopes=settings.local_scopes, kind="local") if local_operator else None
+    return NtMCPServer(Guard(services, local), all_tools(toolset_names(settings.toolsets)))

@@ -35,6 +35,7 @@ from nt_mcp.errors import (
 from nt_mcp.errors import ValidationError as ToolValidationError
 from nt_mcp.infra.audit import AuditRow
 from nt_mcp.infra.observability import RATE_LIMIT_REJECTIONS, TOOL_CALLS, TOOL_LATENCY
+from nt_mcp.server.client_logging import client_log_for
 from nt_mcp.tools.registry import Principal, ToolContext, ToolReply, ToolSpec
 from nt_mcp.tools.services import Services
 
@@ -80,6 +81,17 @@ def describe_validation_error(error: pydantic.ValidationError) -> ToolValidation
     )
 
 
+def scope_error(spec: ToolSpec, principal: Principal) -> AuthorizationError | None:
+    """``FORBIDDEN`` when ``principal`` lacks the scope ``spec`` needs, else None."""
+    if spec.scope in principal.scopes:
+        return None
+    return AuthorizationError(
+        f"Tool '{spec.name}' needs the '{spec.scope}' scope; this principal has "
+        f"{', '.join(sorted(principal.scopes)) or 'none'}.",
+        context={"required_scope": spec.scope},
+    )
+
+
 class Guard:
     def __init__(self, services: Services, local_principal: Principal | None) -> None:
         self.services = services
@@ -109,12 +121,9 @@ class Guard:
         try:
             principal = self.resolve_principal()
             subject = principal.subject
-            if spec.scope not in principal.scopes:
-                raise AuthorizationError(
-                    f"Tool '{spec.name}' needs the '{spec.scope}' scope; this principal has "
-                    f"{', '.join(sorted(principal.scopes)) or 'none'}.",
-                    context={"required_scope": spec.scope},
-                )
+            forbidden = scope_error(spec, principal)
+            if forbidden is not None:
+                raise forbidden
             decision = await self.services.limiter.hit(subject, spec.name, spec.cost)
             if not decision.allowed:
                 RATE_LIMIT_REJECTIONS.labels(spec.name).inc()
@@ -124,7 +133,7 @@ class Guard:
                     f"this tool costs {spec.cost}).",
                     retry_after_s=decision.retry_after_s,
                 )
-            ctx = ToolContext(self.services, principal, correlation_id, mcp_context)
+            ctx = ToolContext(self.services, principal, correlation_id, mcp_context, client_log_for(mcp_context))
             timeout = self.services.settings.tool_timeout_s
             try:
                 reply = await asyncio.wait_for(spec.handler(ctx, **arguments), timeout=timeout)

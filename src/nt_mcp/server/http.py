@@ -13,6 +13,14 @@ Request path, outermost first::
       /mcp | /sse, /messages/            -> per-address rate limits (429) -> token-in-query refused
                                             -> bearer auth (401 + WWW-Authenticate) -> the SDK transport
 
+With ``NT_HTTP_AUTH=none`` (loopback only, checked at start by `httpserve.build`) there is no bearer
+step: every request is the local operator with ``NT_STDIO_SCOPES``, as on stdio; the Host/Origin
+allow-lists (DNS-rebinding protection) stay on.
+
+Streamable-HTTP streams are resumable: the in-memory `MemoryEventStore` numbers SSE events, every POST
+stream opens with a priming event carrying ``retry`` (`events.RETRY_MS`), and a client reconnecting
+with ``Last-Event-ID`` gets what it missed.
+
 The services (storage, cache, rate limiter) are opened once per process in the app's lifespan, the
 MCP server is built over them there, and the SDK's streamable-HTTP session manager runs inside it.
 This is the one module that wires the SDK's HTTP pieces (`MCPServer.streamable_http_app`,
@@ -35,11 +43,10 @@ from limits import RateLimitItem, parse
 from limits.aio.storage import MemoryStorage, RedisStorage
 from limits.aio.strategies import MovingWindowRateLimiter
 from mcp.server.auth.middleware.auth_context import AuthContextMiddleware
-from mcp.server.auth.middleware.bearer_auth import BearerAuthBackend, RequireAuthMiddleware
+from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser, BearerAuthBackend
 from mcp.server.auth.provider import TokenVerifier
 from mcp.server.transport_security import RequestBodyLimitMiddleware, TransportSecuritySettings
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
-from pydantic import AnyHttpUrl
 from starlette.applications import Starlette
 from starlette.datastructures import Headers
 from starlette.middleware import Middleware
@@ -50,10 +57,12 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from nt_mcp.config import Settings
-from nt_mcp.infra.observability import HTTP_IN_FLIGHT, HTTP_LATENCY, HTTP_REJECTIONS, HTTP_REQUESTS
+from nt_mcp.infra.observability import AUTH_FAILURES, HTTP_IN_FLIGHT, HTTP_LATENCY, HTTP_REJECTIONS, HTTP_REQUESTS
 from nt_mcp.infra.redis_link import RedisLink
 from nt_mcp.server.app import NtMCPServer, build_server
 from nt_mcp.server.auth import protected_resource_metadata, resource_metadata_url
+from nt_mcp.server.events import RETRY_MS, MemoryEventStore
+from nt_mcp.server.kernel_warmup import start_kernel_warm_up
 from nt_mcp.tools.services import Services
 
 log = logging.getLogger(__name__)
@@ -69,6 +78,11 @@ KNOWN_ROUTES = frozenset({"/mcp", "/sse", "/messages/", "/metrics", *HEALTH_PATH
 def http_server(services: Services) -> NtMCPServer:
     """The product server for HTTP: every tool, no local operator (a bearer token is required)."""
     return build_server(services, local_operator=False)
+
+
+def local_http_server(services: Services) -> NtMCPServer:
+    """The server for ``NT_HTTP_AUTH=none`` on loopback: calls run as the local operator."""
+    return build_server(services, local_operator=True)
 
 
 def host_allowed(host: str | None, allowed: list[str]) -> bool:
@@ -127,6 +141,38 @@ class SecurityHeadersMiddleware:
         finally:
             HTTP_IN_FLIGHT.dec()
             HTTP_REQUESTS.labels(scope.get("method", ""), route, str(status)).inc()
+
+
+class RequireBearer:
+    """401 unless the bearer backend authenticated the request, with the challenge RFC 6750 asks for.
+
+    No credentials at all: ``WWW-Authenticate: Bearer resource_metadata="..."`` with no error code
+    (RFC 6750 3.1: the client did not try; RFC 9728 5.1 names the metadata), counted as
+    ``auth_failures{reason="missing"}``. A bearer token that failed verification:
+    ``error="invalid_token"`` (the verifier counted its reason).
+    """
+
+    def __init__(self, app: ASGIApp, metadata_url: str) -> None:
+        self.app = app
+        self.metadata_url = metadata_url
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if isinstance(scope.get("user"), AuthenticatedUser):
+            await self.app(scope, receive, send)
+            return
+        authorization = Headers(scope=scope).get("authorization", "")
+        scheme, _, credentials = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not credentials.strip():
+            AUTH_FAILURES.labels("missing").inc()
+            challenge = f'Bearer resource_metadata="{self.metadata_url}"'
+            body = {"error": "unauthorized", "error_description": "send a bearer token in the Authorization header"}
+        else:
+            challenge = (
+                'Bearer error="invalid_token", error_description="the token is invalid or expired", '
+                f'resource_metadata="{self.metadata_url}"'
+            )
+            body = {"error": "invalid_token", "error_description": "the token is invalid or expired"}
+        await _send_json(send, 401, body, {"www-authenticate": challenge})
 
 
 class HostOriginMiddleware:
@@ -222,14 +268,16 @@ class HttpApp:
     def __init__(
         self,
         settings: Settings,
-        verifier: TokenVerifier,
+        verifier: TokenVerifier | None,
         *,
-        server_factory: ServerFactory = http_server,
+        server_factory: ServerFactory | None = None,
         transport: str | None = None,
     ) -> None:
+        """``verifier`` None: no token verification (``NT_HTTP_AUTH=none``; the caller checked the
+        address), and the default server runs calls as the local operator."""
         self.settings = settings
         self.verifier = verifier
-        self.server_factory = server_factory
+        self.server_factory = server_factory or (http_server if verifier is not None else local_http_server)
         self.transport = transport or (settings.transport if settings.transport != "stdio" else "http")
         if self.transport not in MCP_PATHS:
             raise ValueError(f"unknown HTTP transport {self.transport!r}")
@@ -266,8 +314,11 @@ class HttpApp:
         return Starlette(routes=routes, middleware=middleware, lifespan=self._lifespan)
 
     def _protect(self, sdk_app: ASGIApp) -> ASGIApp:
-        """Bearer auth in front of the SDK transport: the SDK's backend, context and 401 responder."""
-        required = RequireAuthMiddleware(_Tracked(self, sdk_app), [], AnyHttpUrl(resource_metadata_url(self.settings)))
+        """Bearer auth in front of the SDK transport: the SDK's backend and auth context, our 401."""
+        tracked = _Tracked(self, sdk_app)
+        if self.verifier is None:
+            return tracked
+        required = RequireBearer(tracked, resource_metadata_url(self.settings))
         return AuthenticationMiddleware(AuthContextMiddleware(required), backend=BearerAuthBackend(self.verifier))
 
     @contextlib.asynccontextmanager
@@ -275,6 +326,7 @@ class HttpApp:
         services = await Services.start(self.settings)
         try:
             server = self.server_factory(services)
+            start_kernel_warm_up()
             security = TransportSecuritySettings(
                 enable_dns_rebinding_protection=True,
                 allowed_hosts=self.settings.host_allow_list,
@@ -287,7 +339,11 @@ class HttpApp:
                 )
             else:
                 sdk_app = server.streamable_http_app(
-                    transport_security=security, max_request_body_size=size, host=self.settings.host
+                    transport_security=security,
+                    max_request_body_size=size,
+                    host=self.settings.host,
+                    event_store=MemoryEventStore(),
+                    retry_interval=RETRY_MS,
                 )
             self.limits = HttpRateLimits(self.settings, services.redis)
             async with contextlib.AsyncExitStack() as stack:

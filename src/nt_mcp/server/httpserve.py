@@ -9,6 +9,7 @@ connections -> app lifespan ends (session manager stops, storage and cache pools
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import signal
 import socket
@@ -122,9 +123,33 @@ def uvicorn_config(settings: Settings, app: Any, *, port: int, tls: bool) -> uvi
     return uvicorn.Config(app, **options)
 
 
+def is_loopback(host: str) -> bool:
+    """``host`` is a loopback address (127.0.0.0/8, ::1) or ``localhost``."""
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip().strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
 def build(settings: Settings, transport: str) -> tuple[GracefulServer, uvicorn.Server | None]:
-    """The main server (and the redirect listener when configured). Raises on unsafe settings."""
-    verifier = build_verifier(settings)
+    """The main server (and the redirect listener when configured). Raises on unsafe settings:
+    ``NT_HTTP_AUTH=none`` anywhere but a loopback address, or behind a trusted proxy."""
+    if settings.http_auth == "none":
+        if not is_loopback(settings.host):
+            raise ServeConfigError(
+                f"NT_HTTP_AUTH=none serves without tokens and is allowed only on a loopback address "
+                f"(NT_HOST=127.0.0.1, ::1 or localhost), not {settings.host!r}; refusing to start"
+            )
+        if settings.forwarded_allow_ips:
+            raise ServeConfigError(
+                "NT_HTTP_AUTH=none cannot be combined with NT_FORWARDED_ALLOW_IPS (a proxy would expose the "
+                "tokenless server); refusing to start"
+            )
+        verifier = None
+    else:
+        verifier = build_verifier(settings)
     if settings.http_redirect_port is not None and not settings.tls_enabled:
         raise ServeConfigError("NT_HTTP_REDIRECT_PORT redirects to HTTPS: it needs NT_TLS_CERT_FILE/KEY_FILE")
     app = HttpApp(settings, verifier, transport=transport)

@@ -1,5 +1,9 @@
 """Every toolset of the server, and how a declared tool is bound onto the MCP server behind the guard.
 
+A toolset is a named list of tools (a tools module's ``TOOLS``); a new toolset is one line in
+`TOOLSETS`. ``NT_TOOLSETS`` (e.g. ``status,market,backtest``) exposes only the named ones, for
+agents with small context windows; unset, every toolset is served.
+
 Binding builds, for each `ToolSpec`, an entry function whose signature is the handler's flat
 arguments (so the SDK derives the same input schema) plus the SDK's request context, and whose
 return annotation is ``Annotated[CallToolResult, OutputModel]`` (so the SDK publishes the output
@@ -9,6 +13,7 @@ schema and passes the guard's result through unchanged).
 from __future__ import annotations
 
 import inspect
+from collections.abc import Sequence
 from typing import Annotated, Any
 
 from mcp.server.mcpserver import Context
@@ -28,24 +33,39 @@ from nt_mcp.tools import (
 )
 from nt_mcp.tools.registry import ToolSpec
 
-TOOLSETS: tuple[list[ToolSpec], ...] = (
-    status.TOOLS,
-    trading.TOOLS,
-    backtesting.TOOLS,
-    optimization.TOOLS,
-    odds.TOOLS,
-    prediction.TOOLS,
-    forecasting.TOOLS,
-    risk.TOOLS,
-    portfolio.TOOLS,
-)
+TOOLSETS: dict[str, list[ToolSpec]] = {
+    "status": status.TOOLS,  # server_status, ping, get_audit_log
+    "market": trading.MARKET_TOOLS,  # prices: get_bars, get_quote
+    "trading": trading.TOOLS,  # the account, orders, execute_strategy
+    "backtest": [*backtesting.TOOLS, *optimization.TOOLS],  # strategies, backtests, optimisation
+    "odds": odds.TOOLS,  # sports odds, arbitrage, Kelly, margins (The Odds API or saved files)
+    "prediction": prediction.TOOLS,  # Polymarket and Kalshi markets, EV, the paper ledger
+    "analytics": [*forecasting.TOOLS, *risk.TOOLS, *portfolio.TOOLS],  # forecaster, risk, portfolio
+}
 _CONTEXT_PARAM = "mcp_request_context"
 
 
-def all_tools() -> list[ToolSpec]:
-    specs = [spec for toolset in TOOLSETS for spec in toolset]
-    names = [spec.name for spec in specs]
-    duplicates = {name for name in names if names.count(name) > 1}
+class UnknownToolsetError(ValueError):
+    """``NT_TOOLSETS`` names a toolset that does not exist; the message lists the known ones."""
+
+
+def toolset_names(setting: str) -> list[str]:
+    """The toolsets ``NT_TOOLSETS`` asks for, checked (empty or blank: every toolset)."""
+    names = [part.strip().lower() for part in setting.replace(" ", ",").split(",") if part.strip()]
+    unknown = sorted(set(names) - set(TOOLSETS))
+    if unknown:
+        raise UnknownToolsetError(
+            f"invalid setting NT_TOOLSETS: unknown toolset(s) {', '.join(unknown)}; known: {', '.join(TOOLSETS)}"
+        )
+    return list(dict.fromkeys(names)) or list(TOOLSETS)
+
+
+def all_tools(toolsets: Sequence[str] | None = None) -> list[ToolSpec]:
+    """The tools of ``toolsets`` (default: every toolset), in registry order; names must be unique."""
+    chosen = TOOLSETS if toolsets is None else {name: TOOLSETS[name] for name in toolsets}
+    specs = [spec for toolset in chosen.values() for spec in toolset]
+    every = [spec.name for toolset in TOOLSETS.values() for spec in toolset]
+    duplicates = {name for name in every if every.count(name) > 1}
     if duplicates:
         raise ValueError(f"tool names declared twice: {sorted(duplicates)}")
     return specs

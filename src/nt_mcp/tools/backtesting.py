@@ -217,7 +217,9 @@ class BacktestSettingsOut(BaseModel):
 
 
 class BacktestReport(BaseModel):
-    backtest_id: str = Field(description="read it back (with every trade) with get_backtest")
+    backtest_id: str = Field(
+        description="read it back (with every trade) with get_backtest, or as the MCP resource backtest://{id}"
+    )
     strategy: str
     symbol: str
     params: dict[str, ParamValue] = Field(description="the parameters used, defaults filled in")
@@ -460,6 +462,36 @@ def _run(bars: Bars, strategy: str, params: dict[str, Any], cfg: BacktestConfig)
         raise domain_error(error) from None
 
 
+def stored_backtest_out(
+    stored: StoredBacktest, trades_offset: int = 0, trades_limit: int | None = None
+) -> StoredBacktestOut:
+    """A stored backtest as get_backtest returns it, with the trades from ``trades_offset`` (at most
+    ``trades_limit`` of them; None: all)."""
+    end = len(stored.trades) if trades_limit is None else trades_offset + trades_limit
+    page = stored.trades[trades_offset:end]
+    created = stored.created_at if stored.created_at.tzinfo else stored.created_at.replace(tzinfo=UTC)
+    return StoredBacktestOut(
+        backtest_id=stored.id,
+        created_at=created,
+        strategy=stored.strategy,
+        symbol=stored.symbol,
+        timeframe=stored.timeframe,
+        params=stored.params,
+        settings=BacktestSettingsOut(**stored.config),
+        metrics=MetricsOut(**stored.metrics),
+        data=DataProvenance(**stored.provenance),
+        trade_count=len(stored.trades),
+        trades_offset=trades_offset,
+        trades=[TradeOut(**t) for t in page],
+        next_trades_offset=end if end < len(stored.trades) else None,
+    )
+
+
+def chart_title(strategy: str, symbol: str, source: str) -> str:
+    """The equity chart's title: strategy, symbol and where the bars came from, said once."""
+    return f"{strategy} on {symbol} ({'SYNTHETIC, not real prices' if source == 'synthetic' else source})"
+
+
 # ---------------------------------------------------------------- tools
 
 
@@ -529,9 +561,10 @@ async def run_backtest(
         stop_loss, take_profit, trailing_stop, close_at_end,
     )  # fmt: skip
     market, bars = await _load(ctx, data_source, symbol, timeframe, start, end)
+    await ctx.log("info", f"run_backtest: {len(bars):,} {timeframe} bars of {symbol} from {market.source}")
     result, warmup = await asyncio.to_thread(_run_with_warmup, bars, spec, checked, cfg)
-    title = f"{spec.name} {symbol} ({market.source}{', SYNTHETIC' if market.source == 'synthetic' else ''})"
     hold = _buy_and_hold(bars, result, warmup)
+    title = chart_title(spec.name, symbol, market.source)
     png = await asyncio.to_thread(equity_curve_png, bars.ts_ns, result.equity, hold, title)
     trades = [_trade_out(t) for t in result.trades]
     provenance = _provenance(market, symbol, timeframe, bars)
@@ -552,8 +585,10 @@ async def run_backtest(
             trades=[t.model_dump(mode="json") for t in trades],
             provenance=provenance.model_dump(mode="json"),
             created_at=datetime.now(UTC),
-        )
+        ),
+        chart_png=png,
     )
+    await ctx.log("info", f"run_backtest: {len(trades)} trades; stored as backtest://{backtest_id}")
     report = BacktestReport(
         backtest_id=backtest_id,
         strategy=spec.name,
@@ -568,8 +603,9 @@ async def run_backtest(
         last_trade=trades[-1] if trades else None,
         data=provenance,
         conventions=CONVENTIONS,
-        equity_chart="PNG (800x350) attached: strategy equity at each close (solid; shaded = range within each "
-        "plotted step when bars were bucketed) and buy & hold of the same starting cash (dashed)",
+        equity_chart="PNG (800x350) attached: strategy equity at each close (blue; shaded = range within each "
+        "plotted step when bars were bucketed) and buy & hold of the same starting cash from the end of the "
+        "strategy's warm-up (grey)",
         elapsed_s=round(time.perf_counter() - started, 4),
     )
     image = ImageContent(type="image", data=base64.b64encode(png).decode("ascii"), mime_type="image/png")
@@ -589,24 +625,7 @@ async def get_backtest(
     stored = await ctx.services.backtests.get(ctx.principal.subject, backtest_id)
     if stored is None:
         raise NotFoundError(f"No backtest {backtest_id!r} of yours.", context={"argument": "backtest_id"})
-    page = stored.trades[trades_offset : trades_offset + trades_limit]
-    following = trades_offset + trades_limit
-    created = stored.created_at if stored.created_at.tzinfo else stored.created_at.replace(tzinfo=UTC)
-    return StoredBacktestOut(
-        backtest_id=stored.id,
-        created_at=created,
-        strategy=stored.strategy,
-        symbol=stored.symbol,
-        timeframe=stored.timeframe,
-        params=stored.params,
-        settings=BacktestSettingsOut(**stored.config),
-        metrics=MetricsOut(**stored.metrics),
-        data=DataProvenance(**stored.provenance),
-        trade_count=len(stored.trades),
-        trades_offset=trades_offset,
-        trades=[TradeOut(**t) for t in page],
-        next_trades_offset=following if following < len(stored.trades) else None,
-    )
+    return stored_backtest_out(stored, trades_offset, trades_limit)
 
 
 @tool(output=BacktestList, scope="read", title="My backtests", read_only=True, idempotent=True)

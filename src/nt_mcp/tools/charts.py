@@ -58,7 +58,8 @@ def _money(value: float, step: float) -> str:
 
 def render_equity_curve(equity: Series, buy_and_hold: Series | None, title: str) -> bytes:
     """An 800x350 PNG: strategy equity (blue, with its min/max envelope shaded when bucketed) and
-    buy & hold (grey), y axis in account currency, x axis in UTC dates."""
+    buy & hold (grey, drawn from its first defined value: NaN marks bars before it starts), y axis in
+    account currency, x axis in UTC dates."""
     from PIL import Image, ImageDraw, ImageFont
 
     image = Image.new("RGB", (WIDTH_PX, HEIGHT_PX), "white")
@@ -99,8 +100,10 @@ def render_equity_curve(equity: Series, buy_and_hold: Series | None, title: str)
     if equity.low is not None and equity.high is not None:
         for (x, y_low), (_, y_high) in zip(points(equity.x, equity.low), points(equity.x, equity.high), strict=True):
             draw.line([(x, y_low), (x, y_high)], fill=(190, 214, 236))
-    if buy_and_hold is not None:
-        draw.line(points(buy_and_hold.x, buy_and_hold.last), fill=(140, 140, 140), width=1)
+    if buy_and_hold is not None:  # from its first defined value: no line along the axis during the warm-up
+        defined = np.isfinite(buy_and_hold.last)
+        if defined.sum() >= 2:
+            draw.line(points(buy_and_hold.x[defined], buy_and_hold.last[defined]), fill=(140, 140, 140), width=1)
     draw.line(points(equity.x, equity.last), fill=(31, 119, 180), width=2)
 
     draw.text(((left + right) / 2, 8), title, fill="black", font=title_font, anchor="ma")

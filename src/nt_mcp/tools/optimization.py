@@ -334,9 +334,15 @@ async def optimize_strategy(
         raise ValidationError(f"no combination in the grid is valid{reason}", argument="param_grid")
     market, bars = await _load(ctx, data_source, symbol, timeframe, start, end)
     train, test = _split(bars, train_fraction)
+    await ctx.log(
+        "info",
+        f"optimize_strategy: {len(combos)} parameter sets on {len(train):,} training bars of {symbol} "
+        f"({market.source}), {len(test):,} bars held out",
+    )
     in_sample, method = await _evaluate(ctx, spec, train, combos, cfg)
     order = sorted(range(len(combos)), key=lambda i: _objective_value(in_sample[i], objective), reverse=True)
     best = order[:top_n]
+    await ctx.log("info", f"optimize_strategy: re-running the best {len(best)} on the held-out bars")
     out_of_sample = await asyncio.to_thread(_loop_chunk, test, spec.name, [combos[i] for i in best], cfg)
     top = [
         RankedParams(

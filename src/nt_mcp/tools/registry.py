@@ -26,6 +26,8 @@ if TYPE_CHECKING:
     from nt_mcp.tools.services import Services
 
 Scope = Literal["read", "backtest", "trade", "admin"]
+LogLevel = Literal["debug", "info", "notice", "warning", "error", "critical", "alert", "emergency"]
+ClientLog = Callable[[LogLevel, str], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,13 @@ class ToolContext:
     principal: Principal
     correlation_id: str
     mcp: Context[Any, Any] | None = None
+    client_log: ClientLog | None = None
+
+    async def log(self, level: LogLevel, message: str) -> None:
+        """Send an MCP log notification (``notifications/message``) to the client, when it asked for
+        this level (``logging/setLevel``); otherwise, and outside an MCP request, do nothing."""
+        if self.client_log is not None:
+            await self.client_log(level, message)
 
     async def report_progress(self, progress: float, total: float | None = None, message: str | None = None) -> None:
         """Send an MCP progress notification when the client asked for them; otherwise do nothing."""
@@ -107,7 +116,7 @@ def tool(
     def declare(handler: Handler) -> ToolSpec:
         return ToolSpec(
             name=name or handler.__name__,
-            description=(handler.__doc__ or "").strip(),
+            description=inspect.cleandoc(handler.__doc__ or ""),
             handler=handler,
             output_model=output,
             scope=scope,

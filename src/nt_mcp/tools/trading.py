@@ -312,13 +312,13 @@ async def close_position(
     return _placed(ctx, placed)
 
 
+MARKET_TOOLS = [get_bars, get_quote]  # the "market" toolset: prices only, no account
+
 TOOLS = [
-    get_bars,
     get_account,
     get_positions,
     get_orders,
     get_order,
-    get_quote,
     place_order,
     cancel_order,
     close_position,

@@ -196,10 +196,11 @@ def generate_bars(
 
 
 def price_at(symbol: str, moment: datetime, *, seed: int = 0) -> tuple[float, datetime]:
-    """The close of the last minute bar that ended at or before ``moment`` (weekends: Friday's last
-    minute), and that bar's end time. The price a synthetic quote reports at ``moment``."""
+    """The close of the last trading minute finished at or before ``moment`` (weekends: Friday's last
+    minute, 23:59 UTC), and that minute, labelled by its start as minute bars are. The price and time
+    a synthetic quote reports at ``moment``."""
     if moment.tzinfo is not None:
         moment = moment.astimezone(UTC).replace(tzinfo=None)
     bars = generate_bars(symbol, moment - timedelta(days=4), moment - timedelta(minutes=1), "1Min", seed=seed)
     last = bars.timestamps[-1].astype("datetime64[us]").astype(datetime)
-    return float(bars.close[-1]), (last + timedelta(minutes=1)).replace(tzinfo=UTC)
+    return float(bars.close[-1]), last.replace(tzinfo=UTC)

@@ -13,6 +13,7 @@ from nt_mcp.domain.backtest.config import BacktestConfig
 from nt_mcp.domain.backtest.metrics import Metrics, compute_metrics
 from nt_mcp.domain.bars import Bars
 from nt_mcp.domain.errors import DomainValueError
+from nt_mcp.domain.jit import compiled
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -145,7 +146,7 @@ def run_backtest(
     if not 0 <= first_trading_bar < len(bars):
         raise DomainValueError("first_trading_bar", f"must be a bar index, got {first_trading_bar}")
     equity = np.empty(len(bars), dtype=np.float64)
-    rec, _, cancelled, bad = kernel.simulate(
+    rec, _, cancelled, bad = compiled(kernel.simulate)(
         bars.open,
         bars.high,
         bars.low,

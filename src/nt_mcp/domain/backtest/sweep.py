@@ -20,6 +20,7 @@ from nt_mcp.domain.backtest.engine import TradeTable
 from nt_mcp.domain.backtest.metrics import Metrics, compute_metrics, period_ends
 from nt_mcp.domain.bars import Bars
 from nt_mcp.domain.errors import DomainValueError
+from nt_mcp.domain.jit import compiled
 from nt_mcp.domain.strategies.indicators import crossover_signal, sma
 from nt_mcp.domain.strategies.spec import warmup_of
 
@@ -148,7 +149,7 @@ def sweep_sma_crossover(
     fast_idx = np.array([pos[f] for f, _ in pairs], dtype=np.int64)
     slow_idx = np.array([pos[s] for _, s in pairs], dtype=np.int64)
     equity = np.empty((len(pairs), len(bars)))
-    stacked, counts = _sweep(
+    stacked, counts = compiled(_sweep)(
         bars.open,
         bars.high,
         bars.low,

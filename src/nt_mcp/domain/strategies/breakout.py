@@ -5,12 +5,13 @@ from __future__ import annotations
 import numpy as np
 
 from nt_mcp.domain.bars import Bars
+from nt_mcp.domain.jit import compiled
 from nt_mcp.domain.strategies.indicators import atr, rolling_max_min
 from nt_mcp.domain.strategies.spec import Param, Params, StrategySignals, StrategySpec, warmup_of
 
 
 def _compute(bars: Bars, p: Params) -> StrategySignals:
-    upper, lower = rolling_max_min(bars.high, bars.low, p["channel"])
+    upper, lower = compiled(rolling_max_min)(bars.high, bars.low, p["channel"])
     out = np.full(len(bars), np.nan)
     out[bars.close > upper] = 1.0
     out[bars.close < lower] = -1.0 if p["allow_short"] else 0.0

@@ -1,11 +1,16 @@
 """Indicators the strategies read. Each value at bar ``i`` uses bars ``<= i`` only; bars where
-an indicator is not yet defined (its warm-up) are NaN."""
+an indicator is not yet defined (its warm-up) are NaN.
+
+The ``@njit`` kernels here are called from other kernels directly and from Python through
+``compiled(kernel)(...)`` (see `nt_mcp.domain.jit`)."""
 
 from __future__ import annotations
 
 import numpy as np
 import numpy.typing as npt
 from numba import njit
+
+from nt_mcp.domain.jit import compiled
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -46,14 +51,14 @@ def _rolling_mean_std(x, n, want_std):  # type: ignore[no-untyped-def]
 
 def sma(x: FloatArray, n: int) -> FloatArray:
     """Simple moving average ``mean(x[i-n+1..i])``; NaN for the first ``n - 1`` bars."""
-    mean, _ = _rolling_mean_std(x, n, False)
+    mean, _ = compiled(_rolling_mean_std)(x, n, False)
     return mean  # type: ignore[no-any-return]
 
 
 def rolling_zscore(x: FloatArray, n: int) -> FloatArray:
     """``z[i] = (x[i] - mean) / std`` over the last ``n`` bars (sample std, ddof=1); NaN in the
     warm-up and where the std is 0."""
-    mean, std = _rolling_mean_std(x, n, True)
+    mean, std = compiled(_rolling_mean_std)(x, n, True)
     with np.errstate(divide="ignore", invalid="ignore"):
         z = (x - mean) / std
     z[~np.isfinite(z)] = np.nan
@@ -96,8 +101,8 @@ def rsi(close: FloatArray, n: int) -> FloatArray:
     change = np.empty_like(close)
     change[0] = np.nan
     change[1:] = np.diff(close)
-    gain = wilder_mean(np.where(change > 0, change, np.where(np.isnan(change), np.nan, 0.0)), n)
-    loss = wilder_mean(np.where(change < 0, -change, np.where(np.isnan(change), np.nan, 0.0)), n)
+    gain = compiled(wilder_mean)(np.where(change > 0, change, np.where(np.isnan(change), np.nan, 0.0)), n)
+    loss = compiled(wilder_mean)(np.where(change < 0, -change, np.where(np.isnan(change), np.nan, 0.0)), n)
     with np.errstate(divide="ignore", invalid="ignore"):
         out = 100.0 - 100.0 / (1.0 + gain / loss)
     out[(loss == 0) & ~np.isnan(gain)] = 100.0
@@ -111,7 +116,7 @@ def atr(high: FloatArray, low: FloatArray, close: FloatArray, n: int) -> FloatAr
     prev[0] = close[0]
     prev[1:] = close[:-1]
     tr = np.maximum(high - low, np.maximum(np.abs(high - prev), np.abs(low - prev)))
-    return wilder_mean(tr, n)  # type: ignore[no-any-return]
+    return compiled(wilder_mean)(tr, n)  # type: ignore[no-any-return]
 
 
 @njit(cache=True)
