@@ -128,6 +128,7 @@ class Settings(BaseSettings):
     metrics_allow_cidrs: str = ""  # empty: any client may read /metrics
     forwarded_allow_ips: str | None = None  # trust X-Forwarded-For from these proxies (off by default)
     shutdown_grace_s: float = Field(30.0, ge=0, le=3600)
+    http_header_timeout_s: float = Field(10.0, gt=0, le=300)  # request line + headers must arrive within this
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
 

@@ -3,11 +3,17 @@
 This is the one module that touches the SDK's MCPServer internals: `NtMCPServer.call_tool`
 turns the SDK's argument-validation failure (a ToolError caused by a pydantic ValidationError)
 into the same typed ``VALIDATION_ERROR`` result every other failure gets, and a call to a tool
-that does not exist into ``NOT_FOUND`` (instead of the SDK's bare text).
+that does not exist into ``NOT_FOUND`` (instead of the SDK's bare text). Before the SDK validates
+a call, unknown argument names and unclean values (`tools.arguments.unclean_argument`: NUL, control
+characters, lone surrogates, NaN/Infinity, nesting deeper than 32 levels, anywhere in the arguments)
+are refused with ``VALIDATION_ERROR`` naming the argument. Input schemas say
+``additionalProperties: false``, as the server behaves.
 """
 
 from __future__ import annotations
 
+import logging
+import uuid
 from typing import Any
 
 import pydantic
@@ -16,11 +22,15 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import CallToolResult, InputRequiredResult
 
 from nt_mcp import __version__
+from nt_mcp.errors import InternalError
 from nt_mcp.errors import ValidationError as ToolValidationError
 from nt_mcp.server.guard import Guard, describe_validation_error
 from nt_mcp.server.registry import all_tools, entry_point
+from nt_mcp.tools.arguments import unclean_argument
 from nt_mcp.tools.registry import Principal, ToolSpec
 from nt_mcp.tools.services import Services
+
+log = logging.getLogger(__name__)
 
 INSTRUCTIONS = (
     "nt-mcp gives you real trading tools. Every number is computed by the server or read from an "
@@ -44,6 +54,9 @@ class NtMCPServer(MCPServer[Any]):
                 description=spec.description,
                 annotations=spec.annotations,
             )
+            registered = self._tool_manager.get_tool(spec.name)
+            if registered is not None:  # unknown argument names are refused: say so in the schema
+                registered.parameters["additionalProperties"] = False
 
     async def call_tool(
         self, name: str, arguments: dict[str, Any], context: Context[Any, Any] | None = None
@@ -51,6 +64,10 @@ class NtMCPServer(MCPServer[Any]):
         spec = self.specs.get(name)
         if spec is None:
             return await self.guard.unknown_tool(name, arguments)
+        unclean = unclean_argument(arguments)
+        if unclean is not None:
+            path, reason = unclean
+            return await self.guard.refuse(spec, ToolValidationError(f"{path}: {reason}", argument=path), arguments)
         unknown = sorted(set(arguments) - set(spec.argument_names))
         if unknown:
             return await self.guard.refuse(
@@ -67,7 +84,9 @@ class NtMCPServer(MCPServer[Any]):
         except ToolError as error:
             if isinstance(error.__cause__, pydantic.ValidationError):
                 return await self.guard.refuse(spec, describe_validation_error(error.__cause__), arguments)
-            raise
+            correlation_id = uuid.uuid4().hex[:16]  # an argument validator crashed: a bug, said as INTERNAL
+            log.error("argument validation crashed", exc_info=error, extra={"correlation_id": correlation_id})
+            return await self.guard.refuse(spec, InternalError(correlation_id), arguments)
 
 
 def build_server(services: Services, *, local_operator: bool = True) -> NtMCPServer:

@@ -35,6 +35,7 @@ from nt_mcp.errors import (
 from nt_mcp.errors import ValidationError as ToolValidationError
 from nt_mcp.infra.audit import AuditRow
 from nt_mcp.infra.observability import RATE_LIMIT_REJECTIONS, TOOL_CALLS, TOOL_LATENCY
+from nt_mcp.infra.storable import storable
 from nt_mcp.tools.registry import Principal, ToolContext, ToolReply, ToolSpec
 from nt_mcp.tools.services import Services
 
@@ -199,14 +200,5 @@ class Guard:
 
 
 def _jsonable(arguments: dict[str, Any]) -> dict[str, Any]:
-    """Arguments as plain JSON values (pydantic models and dates dumped) for the audit row."""
-    try:
-        return dict(json.loads(json.dumps(arguments, default=_dump)))
-    except (TypeError, ValueError):
-        return {"unserialisable": sorted(arguments)}
-
-
-def _dump(value: Any) -> Any:
-    if isinstance(value, pydantic.BaseModel):
-        return value.model_dump(mode="json")
-    return str(value)
+    """Arguments as plain JSON values any backend stores (see `infra.storable`) for the audit row."""
+    return dict(storable(arguments))
