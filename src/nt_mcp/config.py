@@ -68,8 +68,10 @@ class Settings(BaseSettings):
     spool_replay_interval_s: float = Field(2.0, gt=0)
     spool_max_attempts: int = Field(5, ge=1)
 
-    # guard
+    # guard and per-call budgets
     tool_timeout_s: float = Field(120.0, gt=0)
+    call_memory_mb: int = Field(1024, ge=64)  # what one call may use above the server's baseline (estimated)
+    optimize_max_work: int = Field(1_000_000_000, ge=1_000)  # optimize_strategy: bars x combinations
     stdio_scopes: str = "read,backtest,trade"
 
     # trading mode: live needs both settings, anything else is paper

@@ -354,7 +354,7 @@ class HttpApp:
             "checks": checks,
             "degraded_reasons": reasons,
             "circuit_breakers": services.upstreams.states(),
-            "spool_pending": len(services.spool.pending()),
+            "spool_pending": services.spool.count(),
         }
         if not checks["storage"]:  # most tools need storage: send traffic to another replica
             return JSONResponse({"status": "unavailable", **body}, status_code=503)

@@ -20,6 +20,7 @@ from nt_mcp.services.order_router import OrderParams, Placed, normalise_symbol
 from nt_mcp.services.strategy_executor import ExecutionRequest
 from nt_mcp.tools.arguments import DATETIME_HELP, OptionalUtcDateTime
 from nt_mcp.tools.backtesting import strategy_spec, validated_params
+from nt_mcp.tools.costs import get_bars_cost
 from nt_mcp.tools.registry import ToolContext, tool
 
 Mode = Literal["paper", "live"]
@@ -159,7 +160,7 @@ class BarsResult(Priced):
     count: int
 
 
-@tool(output=BarsResult, scope="read", title="Price bars", read_only=True)
+@tool(output=BarsResult, scope="read", title="Price bars", read_only=True, cost=get_bars_cost)
 async def get_bars(
     ctx: ToolContext,
     symbol: Annotated[str, Field(min_length=1, max_length=16, description="Ticker, e.g. AAPL.")],
@@ -178,7 +179,7 @@ async def get_bars(
     if start >= end:
         raise ValidationError("start must be before end.", argument="start")
     data = ctx.services.market_data
-    bars = await data.get_bars(normalise_symbol(symbol), timeframe, start, end)
+    bars = await data.get_bars(normalise_symbol(symbol), timeframe, start, end, limit=limit)  # only what is shown
     n = len(bars.close)
     first = max(0, n - limit)
     stamps = bars.timestamps[first:].astype("datetime64[us]").tolist()
