@@ -24,6 +24,7 @@ nothing, so no handler, query or stored row ever sees such a value.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from datetime import UTC, date, datetime, time
 from decimal import Decimal, InvalidOperation
@@ -143,15 +144,19 @@ def Text(max_length: int, *, min_length: int = 1, multiline: bool = False, **fie
     return Annotated[str, Field(min_length=min_length, max_length=max_length, **field), _clean_text(multiline)]
 
 
-def _text_problem(text: str, allowed: frozenset[str] = frozenset("\t\n\r")) -> str | None:
-    """What ``text`` holds that it may not: NUL, another control character, a lone surrogate."""
-    for char in text:
-        code = ord(char)
-        if code < 32 and char not in allowed:
-            return "control characters" if code else "NUL characters"
-        if 0xD800 <= code <= 0xDFFF:
-            return "unpaired surrogate characters"
-    return None
+_UNCLEAN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff]")
+
+
+def _text_problem(text: str) -> str | None:
+    """What ``text`` holds that it may not: NUL, another control character (tab, newline and carriage
+    return are fine), a lone surrogate. One regular-expression scan: a 1 MB string costs microseconds."""
+    found = _UNCLEAN.search(text)
+    if found is None:
+        return None
+    code = ord(found.group())
+    if code == 0:
+        return "NUL characters"
+    return "unpaired surrogate characters" if code >= 0xD800 else "control characters"
 
 
 def unclean_argument(arguments: Mapping[str, Any]) -> tuple[str, str] | None:
