@@ -22,7 +22,10 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
+
+from nt_mcp.domain.strategies import STRATEGIES
 
 MAX_TEXT = 40
 MAX_ITEMS = 5
@@ -162,3 +165,39 @@ def _number(schema: dict[str, Any]) -> st.SearchStrategy[float]:
         allow_infinity=False,
     )
     return st.sampled_from(fits) | anything if fits else anything
+
+
+# Plausible words for the project's tools (see the module docstring).
+TICKERS = ["SPY", "AAPL", "MSFT", "BRK.B"]
+DATES = ["2024-01-02", "2023-06-30", "2024-03-01T15:30:00Z", "2024-06-28T20:00:00+02:00", "2023-01-01"]
+PARAMETERS = sorted({p.name for spec in STRATEGIES.values() for p in spec.params})
+VOCABULARY = [*TICKERS, *DATES, "1Day", "1Hour", "5Min", "buy", "sell", *STRATEGIES, *PARAMETERS]
+# words by argument name: conventions every toolset shares (not knowledge of one tool)
+HINTS: dict[str, list[str]] = {
+    "symbol": TICKERS,
+    "symbols": TICKERS,
+    "strategy": list(STRATEGIES),
+    "start": DATES[:3],
+    "end": ["2024-06-28", "2024-12-31T21:00:00Z"],
+    "qty": ["1", "2.5"],
+}
+
+
+def draw(strategy: st.SearchStrategy[Any], count: int) -> list[Any]:
+    """``count`` deterministic examples of ``strategy`` (generation only: this is a corpus, not a test)."""
+    found: list[Any] = []
+
+    @settings(
+        max_examples=count,
+        derandomize=True,
+        database=None,
+        phases=[Phase.generate],
+        suppress_health_check=list(HealthCheck),
+        deadline=None,
+    )
+    @given(strategy)
+    def collect(value: Any) -> None:
+        found.append(value)
+
+    collect()
+    return found[:count]

@@ -40,12 +40,9 @@ from typing import Any
 import httpx
 import pytest
 import sqlalchemy as sa
-from hypothesis import HealthCheck, Phase, given, settings
-from hypothesis import strategies as st
 from mcp import Client
 from mcp_types import CallToolResult, TextContent
 
-from nt_mcp.domain.strategies import STRATEGIES
 from nt_mcp.errors import ERROR_CODES, MAX_MESSAGE_CHARS
 from nt_mcp.infra.schema import audit_log
 from nt_mcp.server.app import build_server
@@ -56,7 +53,7 @@ from tests.conftest import create_database, drop_database, make_settings
 from tests.http_support import INIT_BODY, MCP_HEADERS, http_settings, make_token, serve_in_thread
 from tests.integration.test_resilience import eventually
 from tests.results import error_of
-from tests.schema_strategies import from_schema
+from tests.schema_strategies import HINTS, VOCABULARY, draw, from_schema
 from tests.servers import PostgresServer
 
 FUZZ_EXAMPLES = int(os.environ.get("NT_FUZZ_EXAMPLES", "8"))
@@ -69,19 +66,6 @@ LEAK_MARKERS = ("Traceback", 'File "', "site-packages", "/work/", "nt_mcp/", DB_
 SOURCE_PATH = re.compile(r"[/\\][\w.-]+\.py\b")  # /any/where/module.py
 
 
-TICKERS = ["SPY", "AAPL", "MSFT", "BRK.B"]
-DATES = ["2024-01-02", "2023-06-30", "2024-03-01T15:30:00Z", "2024-06-28T20:00:00+02:00", "2023-01-01"]
-PARAMETERS = sorted({p.name for spec in STRATEGIES.values() for p in spec.params})
-VOCABULARY = [*TICKERS, *DATES, "1Day", "1Hour", "5Min", "buy", "sell", *STRATEGIES, *PARAMETERS]
-# words by argument name: conventions every toolset shares (not knowledge of one tool)
-HINTS: dict[str, list[str]] = {
-    "symbol": TICKERS,
-    "symbols": TICKERS,
-    "strategy": list(STRATEGIES),
-    "start": DATES[:3],
-    "end": ["2024-06-28", "2024-12-31T21:00:00Z"],
-    "qty": ["1", "2.5"],
-}
 # Defects the fuzz finds that another branch owns and fixes; each entry is a strict xfail, so the merge
 # that brings the fix turns it into a failure until the entry is deleted. Keep this empty on main.
 KNOWN_ELSEWHERE: dict[str, str] = {
@@ -121,26 +105,6 @@ HOSTILE_STRINGS: list[str] = [
 HUGE_STRING = "x" * 1_000_000
 HOSTILE_NUMBERS: list[Any] = [10**30, -(10**30), -1, 0, 2**63, 1e308, -1e308, 1e-30, 0.30000000000000004]
 HOSTILE_SHAPES: list[Any] = [_deep(200), list(range(10_000)), {}, [], True, None, {"$ref": "#/$defs/x"}]
-
-
-def draw(strategy: st.SearchStrategy[Any], count: int) -> list[Any]:
-    """``count`` deterministic examples of ``strategy`` (generation only: this is a corpus, not a test)."""
-    found: list[Any] = []
-
-    @settings(
-        max_examples=count,
-        derandomize=True,
-        database=None,
-        phases=[Phase.generate],
-        suppress_health_check=list(HealthCheck),
-        deadline=None,
-    )
-    @given(strategy)
-    def collect(value: Any) -> None:
-        found.append(value)
-
-    collect()
-    return found[:count]
 
 
 def _accepts(schema: dict[str, Any], kind: str) -> bool:

@@ -36,6 +36,7 @@ from nt_mcp.errors import (
 )
 from nt_mcp.errors import ValidationError as ToolValidationError
 from nt_mcp.infra.audit import AuditRow
+from nt_mcp.infra.memory import release_free_memory
 from nt_mcp.infra.observability import RATE_LIMIT_REJECTIONS, TOOL_CALLS, TOOL_LATENCY
 from nt_mcp.tools.registry import Principal, ToolContext, ToolReply, ToolSpec
 from nt_mcp.tools.services import Services
@@ -49,6 +50,7 @@ class ToolTimeoutError(TradingError):
 
 
 ERROR_META_KEY = "nt-mcp/error"
+HEAVY_CALL_S = 1.0  # after a successful call this long, freed heap memory goes back to the OS
 CANCELLED = "CANCELLED"  # the audit outcome of a call its client cancelled (no result is sent)
 
 
@@ -135,6 +137,8 @@ class Guard:
             except TimeoutError:
                 raise ToolTimeoutError(f"'{spec.name}' did not finish within {timeout:g} s and was stopped.") from None
             result, outcome = success_result(reply), "ok"
+            if time.perf_counter() - started > HEAVY_CALL_S:  # give the freed heap back (infra.memory)
+                await asyncio.to_thread(release_free_memory)
         except TradingError as error:
             result, outcome = error_result(error), error.code
         except asyncio.CancelledError:  # the client cancelled: no answer, but the call is audited

@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import math
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from datetime import datetime
@@ -38,6 +39,7 @@ from nt_mcp.domain.bars import Bars
 from nt_mcp.domain.errors import DomainValueError
 from nt_mcp.domain.strategies import StrategySpec
 from nt_mcp.errors import ValidationError
+from nt_mcp.infra.memory import release_free_memory
 from nt_mcp.tools.backtesting import (
     CONVENTIONS,
     CashArg,
@@ -221,15 +223,25 @@ def _split_out(bars: Bars) -> SplitOut:
     return SplitOut(bars=len(bars), first_timestamp=first, last_timestamp=last)
 
 
-def _loop_chunk(bars: Bars, strategy: str, chunk: list[dict[str, Any]], cfg: BacktestConfig) -> list[Metrics]:
-    return [_run(bars, strategy, p, cfg).metrics for p in chunk]
+def _loop_chunk(
+    bars: Bars, strategy: str, chunk: list[dict[str, Any]], cfg: BacktestConfig, stopped: threading.Event | None = None
+) -> list[Metrics]:
+    try:
+        return [_run(bars, strategy, p, cfg).metrics for p in chunk]
+    finally:
+        if stopped is not None and stopped.is_set():  # the call is gone: nobody else will free its memory
+            release_free_memory()
 
 
 def _sweep_chunk(
-    bars: Bars, pairs: list[tuple[int, int]], cfg: BacktestConfig, allow_short: bool
+    bars: Bars, pairs: list[tuple[int, int]], cfg: BacktestConfig, allow_short: bool, stopped: threading.Event
 ) -> dict[tuple[int, int], Metrics]:
-    result = sweep_pairs(bars, pairs, cfg, allow_short=allow_short)
-    return {(int(f), int(s)): m for f, s, m in zip(result.fast, result.slow, result.metrics, strict=True)}
+    try:
+        result = sweep_pairs(bars, pairs, cfg, allow_short=allow_short)
+        return {(int(f), int(s)): m for f, s, m in zip(result.fast, result.slow, result.metrics, strict=True)}
+    finally:
+        if stopped.is_set():
+            release_free_memory()
 
 
 def _check_budget(ctx: ToolContext, bars: int, combinations: int, top_n: int, train_fraction: float) -> None:
@@ -265,6 +277,22 @@ async def _evaluate(
 ) -> tuple[list[Metrics], str]:
     """In-sample metrics for every combination, chunk by chunk in a worker thread, reporting progress
     after each chunk. Each ``await`` between chunks is where a deadline or a cancellation stops it."""
+    stopped = threading.Event()  # set when the call is stopped: the chunk still running frees its memory
+    try:
+        return await _evaluate_chunks(ctx, spec, train, combos, cfg, stopped)
+    except asyncio.CancelledError:
+        stopped.set()
+        raise
+
+
+async def _evaluate_chunks(
+    ctx: ToolContext,
+    spec: StrategySpec,
+    train: Bars,
+    combos: list[dict[str, Any]],
+    cfg: BacktestConfig,
+    stopped: threading.Event,
+) -> tuple[list[Metrics], str]:
     total = len(combos)
     await ctx.report_progress(0, total, f"0/{total} parameter sets backtested on the training bars")
     if spec.name == "sma_crossover" and all(c["slow"] < len(train) for c in combos):
@@ -283,7 +311,7 @@ async def _evaluate(
             except DomainValueError as error:
                 raise ValidationError(f"param_grid: {error.message}", argument="param_grid") from None
             for chunk in chunks:
-                out = await asyncio.to_thread(_sweep_chunk, train, chunk, cfg, allow_short)
+                out = await asyncio.to_thread(_sweep_chunk, train, chunk, cfg, allow_short, stopped)
                 results.update({(f, s, allow_short): m for (f, s), m in out.items()})
                 done += len(out)
                 await ctx.report_progress(min(done, total), total, f"{min(done, total)}/{total} parameter sets")
@@ -291,7 +319,7 @@ async def _evaluate(
     metrics: list[Metrics] = []
     step = max(1, min(math.ceil(total / 20), MAX_CHUNK_WORK // max(1, len(train))))
     for i in range(0, total, step):
-        metrics.extend(await asyncio.to_thread(_loop_chunk, train, spec.name, combos[i : i + step], cfg))
+        metrics.extend(await asyncio.to_thread(_loop_chunk, train, spec.name, combos[i : i + step], cfg, stopped))
         await ctx.report_progress(len(metrics), total, f"{len(metrics)}/{total} parameter sets")
     return metrics, "loop"
 

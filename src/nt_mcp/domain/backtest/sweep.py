@@ -145,7 +145,7 @@ def plan_sweep(
     min_chunks: int = 10,
 ) -> list[list[tuple[int, int]]]:
     """The valid pairs (``slow > fast``, fasts-major, slows-minor) cut into chunks. A chunk holds
-    ``(windows it needs + its pairs) * 8 * n_bars`` bytes of arrays, at most ``max_chunk_bytes``
+    `chunk_bytes` of arrays (windows it needs + its pairs + 1, times ``8 * n_bars``), at most ``max_chunk_bytes``
     (a single pair may exceed it: three rows are the least a pair needs), at most
     ``max_chunk_work`` pairs x bars, and at most 1/``min_chunks`` of the pairs (so progress can be
     reported about ``min_chunks`` times). Raises DomainValueError when no pair is valid."""
@@ -161,7 +161,8 @@ def plan_sweep(
     windows: set[int] = set()
     for pair in pairs:
         needed = windows | set(pair)
-        if current and ((len(needed) + len(current) + 1) * row > max_chunk_bytes or len(current) >= max_pairs):
+        # the chunk's bytes with this pair: its windows, its pairs' equity rows and the signal row (`chunk_bytes`)
+        if current and ((len(needed) + len(current) + 2) * row > max_chunk_bytes or len(current) >= max_pairs):
             chunks.append(current)
             current, needed = [], set(pair)
         current.append(pair)
