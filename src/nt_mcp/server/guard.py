@@ -50,7 +50,7 @@ class ToolTimeoutError(TradingError):
 
 
 ERROR_META_KEY = "nt-mcp/error"
-HEAVY_CALL_S = 1.0  # after a successful call this long, freed heap memory goes back to the OS
+HEAVY_CALL_S = 1.0  # after a call this long, freed heap memory goes back to the OS
 CANCELLED = "CANCELLED"  # the audit outcome of a call its client cancelled (no result is sent)
 
 
@@ -137,8 +137,6 @@ class Guard:
             except TimeoutError:
                 raise ToolTimeoutError(f"'{spec.name}' did not finish within {timeout:g} s and was stopped.") from None
             result, outcome = success_result(reply), "ok"
-            if time.perf_counter() - started > HEAVY_CALL_S:  # give the freed heap back (infra.memory)
-                await asyncio.to_thread(release_free_memory)
         except TradingError as error:
             result, outcome = error_result(error), error.code
         except asyncio.CancelledError:  # the client cancelled: no answer, but the call is audited
@@ -148,6 +146,8 @@ class Guard:
             log.exception("tool failed", extra={"tool": spec.name, "correlation_id": correlation_id})
             internal = InternalError(correlation_id)
             result, outcome = error_result(internal), internal.code
+        if time.perf_counter() - started > HEAVY_CALL_S:  # give the freed heap back (infra.memory)
+            await asyncio.to_thread(release_free_memory)
         await self.record(spec.name, subject, outcome, started, correlation_id, arguments)
         return result
 
