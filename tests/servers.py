@@ -12,6 +12,7 @@ import contextlib
 import glob
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -82,6 +83,19 @@ class PostgresServer:
         ``synchronous_commit=off`` had not flushed yet, which is this test server's setting, not an outage)."""
         self._run("pg_ctl", "-D", str(self.data_dir), "-m", "fast", "-w", "stop")
 
+    def begin_smart_shutdown(self) -> None:
+        """Ask the server to stop in smart mode and return at once: while any session stays open it is
+        "shutting down", refusing every new connection with SQLSTATE 57P03 (CannotConnectNowError)."""
+        self._run("pg_ctl", "-D", str(self.data_dir), "-m", "smart", "-W", "stop")
+
+    def wait_stopped(self, timeout_s: float = 30.0) -> None:
+        """Wait until the server process is gone (after `begin_smart_shutdown` and its last session ended)."""
+        deadline = time.monotonic() + timeout_s
+        while (self.data_dir / "postmaster.pid").exists():
+            if time.monotonic() > deadline:
+                raise RuntimeError("PostgreSQL did not stop")
+            time.sleep(0.05)
+
     def resume(self) -> None:
         """Start it again on the same port after `halt`."""
         options = f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.data_dir.parent} -c fsync=off"
@@ -132,7 +146,15 @@ class RedisServer:
         _wait_for_port(port)
         return cls(port=port, process=process, workdir=workdir)
 
+    def freeze(self) -> None:
+        """SIGSTOP: Redis keeps its connections open and answers nothing (a hung server)."""
+        self.process.send_signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        self.process.send_signal(signal.SIGCONT)
+
     def stop(self) -> None:
+        self.process.send_signal(signal.SIGCONT)
         self.process.terminate()
         try:
             self.process.wait(timeout=10)

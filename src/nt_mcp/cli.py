@@ -175,9 +175,13 @@ async def _dlq(settings: Settings, command: str) -> None:
     db = Database(settings)
     replayer = Replayer(db, Spool(settings.data_home / "spool"), settings.spool_max_attempts)
     try:
-        if command == "list":
+        if command == "list":  # the local ones first: they are readable while the database is down
             for entry in replayer.spool.pending():
                 print(json.dumps({"where": "spool", **entry.describe()}))
+            for entry in replayer.spool.local_dead_letters():
+                print(json.dumps({"where": "local_dead_letters", **entry.describe(), "payload": entry.body()}))
+            for path in replayer.spool.unreadable():
+                print(json.dumps({"where": "spool_unreadable", "file": str(path)}))
             for letter in await replayer.dead_letters():
                 print(json.dumps({"where": "dead_letters", **letter}, default=str))
         else:

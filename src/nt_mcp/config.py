@@ -70,8 +70,10 @@ class Settings(BaseSettings):
     spool_replay_interval_s: float = Field(2.0, gt=0)
     spool_max_attempts: int = Field(5, ge=1)
 
-    # guard
+    # guard and per-call budgets
     tool_timeout_s: float = Field(120.0, gt=0)
+    call_memory_mb: int = Field(1024, ge=64)  # what one call may use above the server's baseline (estimated)
+    optimize_max_work: int = Field(1_000_000_000, ge=1_000)  # optimize_strategy: bars x combinations
     stdio_scopes: str = "read,backtest,trade"  # the local operator's: stdio, and HTTP with NT_HTTP_AUTH=none
     toolsets: str = ""  # comma separated toolset names (status, market, trading, backtest, ...); empty: all
 
@@ -163,6 +165,7 @@ class Settings(BaseSettings):
     metrics_allow_cidrs: str = ""  # empty: any client may read /metrics
     forwarded_allow_ips: str | None = None  # trust X-Forwarded-For from these proxies (off by default)
     shutdown_grace_s: float = Field(30.0, ge=0, le=3600)
+    http_header_timeout_s: float = Field(10.0, gt=0, le=300)  # request line + headers must arrive within this
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
 

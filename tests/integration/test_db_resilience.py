@@ -34,7 +34,7 @@ async def test_transaction_retries_after_the_server_killed_the_connection(
         nonlocal attempts
         attempts += 1
         await conn.execute(
-            dead_letters.insert().values(kind="test", payload={}, error="-", attempts=0, created_at=sa.func.now())
+            dead_letters.insert().values(kind="test", payload="{}", error="-", attempts=0, created_at=sa.func.now())
         )
         return int((await conn.execute(sa.select(sa.func.count()).select_from(dead_letters))).scalar_one())
 

@@ -3,6 +3,7 @@ HS256 tokens, each refusal its own test. Successful calls go through the real `m
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import time
@@ -203,12 +204,80 @@ async def test_empty_subject(running: Running) -> None:
     assert_unauthorized(await post_init(running, make_token(running.settings, sub="")), running)
 
 
+@pytest.mark.parametrize("claim", ["exp", "iat", "nbf"])
+async def test_numeric_date_given_as_a_string_is_refused(running: Running, claim: str) -> None:
+    now = int(time.time())
+    value = {"exp": now + 300, "iat": now, "nbf": now}[claim]
+    token = make_token(running.settings, **{claim: str(value)})  # RFC 7519 NumericDate is a JSON number
+    assert_unauthorized(await post_init(running, token), running)
+
+
+@pytest.mark.parametrize("subject", ["al\x00ice", "a" * 201, "bob\n", "\ud886"])
+async def test_subject_that_cannot_be_a_principal_is_refused(running: Running, subject: str) -> None:
+    token = make_token(running.settings, sub=subject)
+    assert_unauthorized(await post_init(running, token), running)
+
+
 # -- HTTP layer ----------------------------------------------------------------------------------------
 
 
 async def test_bad_host_is_misdirected(running: Running) -> None:
     response = await post_init(running, make_token(running.settings), headers={"host": "evil.example"})
     assert response.status_code == 421
+
+
+@pytest.mark.parametrize(
+    "host", ["127.0.0.1:{port}.evil.example", "127.0.0.1:{port}@evil.example", "127.0.0.1:", "127.0.0.1:x{port}"]
+)
+async def test_host_must_match_name_and_port_exactly(running: Running, host: str) -> None:
+    headers = {"host": host.format(port=running.settings.port)}
+    response = await post_init(running, make_token(running.settings), headers=headers)
+    assert response.status_code == 421
+
+
+async def test_origin_must_match_name_and_port_exactly(running: Running) -> None:
+    origin = f"http://localhost:{running.settings.port}.evil.example"
+    response = await post_init(running, make_token(running.settings), headers={"origin": origin})
+    assert response.status_code == 403
+
+
+async def test_a_connection_trickling_its_headers_is_closed(tmp_path: Path) -> None:
+    settings = http_settings(tmp_path, http_header_timeout_s=1.0)
+    with serve_in_thread(settings) as server:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.settings.port)
+        started = time.monotonic()
+        writer.write(b"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        closed_after = None
+        for _ in range(40):  # one more header byte every 0.25 s: the keep-alive timer alone never fires
+            await asyncio.sleep(0.25)
+            try:
+                writer.write(b"X")
+                await writer.drain()
+                if await asyncio.wait_for(reader.read(1), timeout=0.01) == b"":
+                    closed_after = time.monotonic() - started
+                    break
+            except (ConnectionError, TimeoutError):
+                if isinstance(writer.transport, asyncio.Transport) and writer.transport.is_closing():
+                    closed_after = time.monotonic() - started
+                    break
+                continue
+        writer.close()
+        # an idle connection that never sends a byte is closed too
+        idle_reader, idle_writer = await asyncio.open_connection("127.0.0.1", server.settings.port)
+        idle = await asyncio.wait_for(idle_reader.read(1), timeout=5)
+        idle_writer.close()
+        # and a normal request on a fresh connection is still served
+        response = await post_init(server, make_token(server.settings))
+    assert closed_after is not None and 0.9 <= closed_after < 3, closed_after
+    assert idle == b""
+    assert response.status_code == 200
+
+
+async def test_input_schemas_refuse_unknown_properties(running: Running) -> None:
+    token = make_token(running.settings, sub="alice", scope="read backtest trade")
+    async with Client(mcp_transport(running.mcp_url, token)) as client:
+        tools = (await client.list_tools()).tools
+    assert tools and all(t.input_schema.get("additionalProperties") is False for t in tools)
 
 
 async def test_bad_origin_is_forbidden(running: Running) -> None:

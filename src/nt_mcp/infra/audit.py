@@ -1,7 +1,11 @@
 """The audit trail: one row per tool call (who, which tool, outcome, how long, with what arguments).
 
-Arguments are stored with secret-looking keys masked (see `mask_arguments`). A failure to write
-an audit row is logged and never fails the tool call it describes.
+Every call leaves a row, whatever its arguments: they are stored with secret-looking keys masked
+(`mask_arguments`) and made storable on every backend (`infra.storable.storable`: text holding a NUL
+or a lone surrogate in the documented ``nt-escaped:`` form, NaN/Infinity as strings, strings over
+4,096 characters shortened with their length and hash, nesting cut at 32 levels). While the database
+is unreachable the row waits in the spool; a row the database refuses anyway is spooled too, and so
+ends in ``dead_letters``: never dropped. Writing the row never fails the tool call it describes.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import sqlalchemy as sa
 from nt_mcp.infra.db import Database
 from nt_mcp.infra.schema import audit_log
 from nt_mcp.infra.spool import DurableWriter
+from nt_mcp.infra.storable import safe_text, storable
 
 log = logging.getLogger(__name__)
 
@@ -58,19 +63,22 @@ class AuditLog:
         Returns False, and logs, only when the row could be neither written nor spooled."""
         values = {
             "ts": row.ts,
-            "principal": row.principal,
-            "tool": row.tool,
-            "outcome": row.outcome,
+            "principal": safe_text(row.principal)[:200],
+            "tool": safe_text(row.tool)[:64],
+            "outcome": safe_text(row.outcome)[:48],
             "duration_ms": row.duration_ms,
-            "correlation_id": row.correlation_id,
-            "arguments": mask_arguments(row.arguments) if row.arguments else None,
+            "correlation_id": row.correlation_id[:32],
+            "arguments": mask_arguments(storable(row.arguments)) if row.arguments else None,
         }
-
         try:
             await self.writer.insert("audit_log", values)
-        except Exception:
-            log.exception("audit row not written", extra={"tool": row.tool, "correlation_id": row.correlation_id})
-            return False
+        except Exception:  # refused for its content: spool it, so it lands in dead_letters
+            log.exception("audit row refused; spooled for dead letters", extra={"correlation_id": row.correlation_id})
+            try:
+                await self.writer.keep("insert", "audit_log", values)
+            except Exception:
+                log.exception("audit row lost", extra={"tool": row.tool, "correlation_id": row.correlation_id})
+                return False
         return True
 
     @staticmethod

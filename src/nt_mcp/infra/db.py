@@ -36,16 +36,92 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-def _is_connection_loss(error: BaseException) -> bool:
+# SQLSTATEs that say "the server cannot serve you right now", whatever the statement was:
+# class 08 (connection exception), 57P01 admin shutdown, 57P02 crash shutdown, 57P03 cannot connect
+# now (shutting down or starting up), 53300 too many connections, 58000/58030 system/IO error.
+_UNAVAILABLE_SQLSTATES = frozenset({"57P01", "57P02", "57P03", "53300", "58000", "58030"})
+# SQLSTATE classes of a statement that can never succeed as written: 22 data exception (a NUL
+# byte, an untranslatable character, a value too long), 23 integrity constraint, 42 syntax or
+# undefined object.
+_PERMANENT_SQLSTATE_CLASSES = frozenset({"22", "23", "42"})
+# SQLite primary result codes of a database that is busy or cannot be opened (sqlite3's sqlite_errorcode).
+_SQLITE_UNAVAILABLE = frozenset({5, 6, 10, 14})  # BUSY, LOCKED, IOERR, CANTOPEN
+
+
+def _chain(error: BaseException) -> list[BaseException]:
+    """``error`` and what it wraps: SQLAlchemy's ``.orig``, then causes and contexts (no loops)."""
+    seen: list[BaseException] = []
+    current: BaseException | None = error
+    while current is not None and all(current is not s for s in seen) and len(seen) < 10:
+        seen.append(current)
+        orig = getattr(current, "orig", None)
+        current = orig if isinstance(orig, BaseException) else (current.__cause__ or current.__context__)
+    return seen
+
+
+def sqlstate(error: BaseException) -> str | None:
+    """The PostgreSQL SQLSTATE an error carries (asyncpg's ``sqlstate``, the DBAPI's ``pgcode``), if any."""
+    for item in _chain(error):
+        for attribute in ("sqlstate", "pgcode"):
+            value = getattr(item, attribute, None)
+            if isinstance(value, str) and len(value) == 5:
+                return value
+    return None
+
+
+def is_connection_loss(error: BaseException) -> bool:
+    """Whether ``error`` means the database cannot be reached now (retry later), as opposed to a
+    statement that failed. Decided by SQLSTATE and exception class, never by message text:
+
+    - SQLAlchemy says the connection was invalidated, or its pool timed out waiting for a connection;
+    - SQLSTATE class 08, or 57P01/57P02/57P03 (shutdown, crash, "cannot connect now" while the server
+      shuts down or starts up), 53300 (too many connections), 58000/58030;
+    - asyncpg's connection errors (`PostgresConnectionError`, `ConnectionDoesNotExistError`,
+      `CannotConnectNowError`, ...), OS-level errors (refused, reset, timed out);
+    - SQLite busy, locked, I/O error or cannot open (``sqlite_errorcode``).
+    """
+    import asyncpg
+
     if isinstance(error, exc.DBAPIError) and error.connection_invalidated:
         return True
-    if isinstance(error, exc.InterfaceError | exc.OperationalError):
-        text = str(error).lower()
-        return any(
-            marker in text
-            for marker in ("connection", "closed", "refused", "terminat", "reset", "broken pipe", "timeout")
-        )
-    return isinstance(error, ConnectionError | OSError)
+    for item in _chain(error):
+        if isinstance(item, exc.TimeoutError):  # the pool had no connection to give within its timeout
+            return True
+        if isinstance(
+            item,
+            asyncpg.exceptions.PostgresConnectionError
+            | asyncpg.exceptions.ConnectionDoesNotExistError
+            | asyncpg.exceptions.CannotConnectNowError
+            | asyncpg.exceptions.TooManyConnectionsError
+            | asyncpg.exceptions.AdminShutdownError
+            | asyncpg.exceptions.CrashShutdownError,
+        ):
+            return True
+        if isinstance(item, OSError):  # ConnectionRefusedError, ConnectionResetError, TimeoutError, ...
+            return True
+        code = getattr(item, "sqlite_errorcode", None)
+        if isinstance(code, int) and code & 0xFF in _SQLITE_UNAVAILABLE:
+            return True
+    state = sqlstate(error)
+    return state is not None and (state.startswith("08") or state in _UNAVAILABLE_SQLSTATES)
+
+
+def is_permanent(error: BaseException) -> bool:
+    """Whether the statement behind ``error`` can never succeed as written (retrying cannot help):
+    SQLSTATE classes 22, 23, 42, a SQLAlchemy integrity or programming error, or text the driver
+    cannot even encode (a lone surrogate)."""
+    if is_connection_loss(error):
+        return False
+    state = sqlstate(error)
+    if state is not None and state[:2] in _PERMANENT_SQLSTATE_CLASSES:
+        return True
+    return any(
+        isinstance(item, exc.IntegrityError | exc.ProgrammingError | exc.DataError | UnicodeError)
+        for item in _chain(error)
+    )
+
+
+_is_connection_loss = is_connection_loss  # the name the retry policy below uses
 
 
 @dataclass(frozen=True)
@@ -124,7 +200,7 @@ class Database:
                 with attempt:
                     async with self.engine.begin() as conn:
                         return await work(conn)
-        except (exc.SQLAlchemyError, OSError) as error:
+        except Exception as error:
             if _is_connection_loss(error):
                 raise DatabaseError(f"The {self.backend} database is unreachable; try again shortly.") from error
             raise
@@ -137,7 +213,7 @@ class Database:
         try:
             async with self.engine.connect() as conn:
                 yield conn
-        except (exc.SQLAlchemyError, OSError) as error:
+        except Exception as error:
             if _is_connection_loss(error):
                 raise DatabaseError(f"The {self.backend} database is unreachable; try again shortly.") from error
             raise

@@ -1,7 +1,8 @@
 """Whether Redis answers, and the switch to process memory while it does not.
 
 Cache and rate limits run their Redis operation through `RedisLink.run(primary, fallback)`.
-A connection error or timeout marks Redis down: from then on the in-process fallback answers at
+Any Redis failure (refused, reset, timed out because it is frozen, loading, read-only, out of
+memory: ``RedisError`` or an OS error) marks Redis down: from then on the in-process fallback answers at
 once, and Redis is tried again at most every ``NT_REDIS_PROBE_INTERVAL_S``; the first success
 switches back by itself. While Redis is down, `server_status` and `/health/ready` say
 ``degraded`` with the reason, and replicas stop sharing one rate-limit budget (each counts its own).
@@ -16,14 +17,15 @@ from datetime import UTC, datetime
 from typing import TypeVar
 
 import redis.asyncio as aioredis
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.exceptions import RedisError
 
 from nt_mcp.infra.observability import REDIS_DEGRADED
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-REDIS_DOWN_ERRORS = (RedisConnectionError, RedisTimeoutError, ConnectionError, TimeoutError, OSError)
+# Any failure of Redis itself: refused, reset, timed out (frozen), loading, read-only, out of memory, ...
+# The cache and the limits are helpers, so every Redis failure means "use process memory for now".
+REDIS_DOWN_ERRORS = (RedisError, OSError)
 
 
 class RedisLink:

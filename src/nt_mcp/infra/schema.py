@@ -140,7 +140,7 @@ dead_letters = sa.Table(
     metadata,
     sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=True),
     sa.Column("kind", sa.String(48), nullable=False),
-    sa.Column("payload", JSONType, nullable=False),
+    sa.Column("payload", sa.Text, nullable=False),  # ASCII JSON text (revision 0008): always storable
     sa.Column("error", sa.Text, nullable=False),
     sa.Column("attempts", sa.Integer, nullable=False),
     sa.Column("created_at", Timestamp, nullable=False),

@@ -12,10 +12,16 @@ This is the one module that touches the SDK's MCPServer internals:
 - The SDK's resource, prompt and completion handlers are replaced by ours (`server.resources`,
   `server.prompts`, `server.completion`), which answer per principal; ``logging/setLevel`` is
   `server.client_logging`.
+- Before the SDK validates a call, unknown argument names and unclean values
+  (`tools.arguments.unclean_argument`: NUL, control characters, lone surrogates, NaN/Infinity, nesting
+  deeper than 32 levels, anywhere in the arguments) are refused with ``VALIDATION_ERROR`` naming the
+  argument. Input schemas say ``additionalProperties: false``, as the server behaves.
 """
 
 from __future__ import annotations
 
+import logging
+import uuid
 from typing import Any
 
 import pydantic
@@ -46,7 +52,7 @@ from mcp_types import (
 from mcp_types import Tool as MCPTool
 
 from nt_mcp import __version__
-from nt_mcp.errors import AuthenticationError
+from nt_mcp.errors import AuthenticationError, InternalError
 from nt_mcp.errors import ValidationError as ToolValidationError
 from nt_mcp.server import client_logging
 from nt_mcp.server.completion import Completer
@@ -54,8 +60,11 @@ from nt_mcp.server.guard import Guard, describe_validation_error, scope_error
 from nt_mcp.server.prompts import PROMPTS, WorkflowPrompt, checked_arguments
 from nt_mcp.server.registry import all_tools, entry_point, toolset_names
 from nt_mcp.server.resources import ResourceCatalog
+from nt_mcp.tools.arguments import unclean_argument
 from nt_mcp.tools.registry import Principal, ToolSpec
 from nt_mcp.tools.services import Services
+
+log = logging.getLogger(__name__)
 
 INSTRUCTIONS = (
     "nt-mcp gives you real trading tools. Every number is computed by the server or read from an "
@@ -98,6 +107,9 @@ class NtMCPServer(MCPServer[Any]):
                 description=spec.description,
                 annotations=spec.annotations,
             )
+            registered = self._tool_manager.get_tool(spec.name)
+            if registered is not None:  # unknown argument names are refused: say so in the schema
+                registered.parameters["additionalProperties"] = False
         self._listing: dict[str, MCPTool] | None = None
         self.resources = ResourceCatalog(guard.services, self.may_call)
         self.completer = Completer(guard.services, self.may_call, self._prompt_names)
@@ -156,6 +168,10 @@ class NtMCPServer(MCPServer[Any]):
         forbidden = scope_error(spec, principal) if principal is not None else None
         if forbidden is not None:
             return await self.guard.refuse(spec, forbidden, arguments)
+        unclean = unclean_argument(arguments)
+        if unclean is not None:
+            path, reason = unclean
+            return await self.guard.refuse(spec, ToolValidationError(f"{path}: {reason}", argument=path), arguments)
         unknown = sorted(set(arguments) - set(spec.argument_names))
         if unknown:
             return await self.guard.refuse(
@@ -172,7 +188,9 @@ class NtMCPServer(MCPServer[Any]):
         except ToolError as error:
             if isinstance(error.__cause__, pydantic.ValidationError):
                 return await self.guard.refuse(spec, describe_validation_error(error.__cause__), arguments)
-            raise
+            correlation_id = uuid.uuid4().hex[:16]  # an argument validator crashed: a bug, said as INTERNAL
+            log.error("argument validation crashed", exc_info=error, extra={"correlation_id": correlation_id})
+            return await self.guard.refuse(spec, InternalError(correlation_id), arguments)
 
     # -- resources --------------------------------------------------------------------------------
     async def _list_resources(self, _ctx: Any, _params: PaginatedRequestParams) -> ListResourcesResult:

@@ -7,6 +7,9 @@
   secret and public keys are never mixed, so an HS256 token "signed" with a public key cannot pass.
 - required claims ``exp``, ``iat``, ``sub``, ``aud``, ``iss``; exact issuer and audience; ``nbf``
   and ``iat`` may not lie in the future; a small leeway (``NT_JWT_LEEWAY_S``) for clock skew.
+  ``exp``, ``iat`` and ``nbf`` must be JSON numbers (RFC 7519 NumericDate: ``"exp": "1700000000"``
+  is refused, though PyJWT alone would accept it); ``sub`` a string of 1..200 characters without
+  control characters or lone surrogates (it becomes the principal every stored row is keyed by).
 - with a JWKS URL the signing key is looked up only there, by ``kid`` (keys cached by PyJWKClient).
 - ``typ`` is checked when ``NT_JWT_TYP`` is set (e.g. ``at+jwt``, RFC 9068).
 
@@ -109,8 +112,15 @@ class JwtVerifier:
             leeway=self.leeway_s,
             options=options,  # type: ignore[arg-type]
         )
-        if not isinstance(claims.get("sub"), str) or not claims["sub"].strip():
+        for name in ("exp", "iat", "nbf"):
+            value = claims.get(name)
+            if name in claims and (isinstance(value, bool) or not isinstance(value, int | float)):
+                raise jwt.InvalidTokenError(f"{name} must be a NumericDate (a JSON number)")
+        sub = claims.get("sub")
+        if not isinstance(sub, str) or not sub.strip():
             raise jwt.InvalidTokenError("sub must be a non-empty string")
+        if len(sub) > 200 or _unstorable(sub):
+            raise jwt.InvalidTokenError("sub must be at most 200 characters, without control characters")
         return VerifiedToken(subject=claims["sub"], scopes=scopes_from_claims(claims), claims=claims)
 
     async def verify_token(self, token: str) -> AccessToken | None:
@@ -136,6 +146,10 @@ class JwtVerifier:
             subject=verified.subject,
             claims={"iss": claims["iss"]},
         )
+
+
+def _unstorable(text: str) -> bool:
+    return any(ord(char) < 32 or ord(char) == 127 or 0xD800 <= ord(char) <= 0xDFFF for char in text)
 
 
 def _reason(error: Exception) -> str:

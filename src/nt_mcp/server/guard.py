@@ -8,6 +8,8 @@ content block and under ``_meta["nt-mcp/error"]``, and with no ``structuredConte
 ``outputSchema`` describes its successful answer, and clients that validate structured content
 (the TypeScript SDK, MCP Inspector) would otherwise reject every error result. Any other exception
 becomes ``INTERNAL`` with a correlation id; its traceback goes to the log (stderr), never to the client.
+A call the client cancels gets no answer; its audit row says ``CANCELLED``. Every call, refused or
+not, leaves exactly one audit row.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from nt_mcp.errors import (
 )
 from nt_mcp.errors import ValidationError as ToolValidationError
 from nt_mcp.infra.audit import AuditRow
+from nt_mcp.infra.memory import release_free_memory
 from nt_mcp.infra.observability import RATE_LIMIT_REJECTIONS, TOOL_CALLS, TOOL_LATENCY
 from nt_mcp.server.client_logging import client_log_for
 from nt_mcp.tools.registry import Principal, ToolContext, ToolReply, ToolSpec
@@ -48,6 +51,8 @@ class ToolTimeoutError(TradingError):
 
 
 ERROR_META_KEY = "nt-mcp/error"
+HEAVY_CALL_S = 1.0  # after a call this long, freed heap memory goes back to the OS
+CANCELLED = "CANCELLED"  # the audit outcome of a call its client cancelled (no result is sent)
 
 
 def error_result(error: TradingError) -> CallToolResult:
@@ -97,6 +102,7 @@ class Guard:
         self.services = services
         self.local_principal = local_principal
         self.in_flight = 0  # tool calls running now; graceful shutdown waits for it to reach 0
+        self._recording: set[asyncio.Task[None]] = set()  # audit rows of cancelled calls being written
 
     def resolve_principal(self) -> Principal:
         token = get_access_token()
@@ -124,13 +130,13 @@ class Guard:
             forbidden = scope_error(spec, principal)
             if forbidden is not None:
                 raise forbidden
-            decision = await self.services.limiter.hit(subject, spec.name, spec.cost)
+            budget = self.services.settings.rate_limit_per_minute
+            cost = min(spec.cost_of(arguments), budget)  # capped: any single call can run
+            decision = await self.services.limiter.hit(subject, spec.name, cost)
             if not decision.allowed:
                 RATE_LIMIT_REJECTIONS.labels(spec.name).inc()
                 raise RateLimitError(
-                    f"Rate limit for '{spec.name}' reached "
-                    f"({self.services.settings.rate_limit_per_minute} units per minute; "
-                    f"this tool costs {spec.cost}).",
+                    f"Rate limit for '{spec.name}' reached ({budget} units per minute; this call costs {cost}).",
                     retry_after_s=decision.retry_after_s,
                 )
             ctx = ToolContext(self.services, principal, correlation_id, mcp_context, client_log_for(mcp_context))
@@ -142,12 +148,23 @@ class Guard:
             result, outcome = success_result(reply), "ok"
         except TradingError as error:
             result, outcome = error_result(error), error.code
+        except asyncio.CancelledError:  # the client cancelled: no answer, but the call is audited
+            self._record_soon(spec.name, subject, CANCELLED, started, correlation_id, arguments)
+            raise
         except Exception:
             log.exception("tool failed", extra={"tool": spec.name, "correlation_id": correlation_id})
             internal = InternalError(correlation_id)
             result, outcome = error_result(internal), internal.code
+        if time.perf_counter() - started > HEAVY_CALL_S:  # give the freed heap back (infra.memory)
+            await asyncio.to_thread(release_free_memory)
         await self.record(spec.name, subject, outcome, started, correlation_id, arguments)
         return result
+
+    def _record_soon(self, *record: Any) -> None:
+        """`record` in a task of its own: a cancelled call's task cannot await anything any more."""
+        task = asyncio.get_running_loop().create_task(self.record(*record))
+        self._recording.add(task)
+        task.add_done_callback(self._recording.discard)
 
     async def refuse(self, spec: ToolSpec, failure: TradingError, arguments: dict[str, Any]) -> CallToolResult:
         """Answer a call refused before its handler ran (arguments failed the input schema)."""
@@ -202,20 +219,6 @@ class Guard:
                 outcome=outcome,
                 duration_ms=round(elapsed * 1000, 3),
                 correlation_id=correlation_id,
-                arguments=_jsonable(arguments),
+                arguments=arguments,  # the audit log stores them in a form every backend takes
             )
         )
-
-
-def _jsonable(arguments: dict[str, Any]) -> dict[str, Any]:
-    """Arguments as plain JSON values (pydantic models and dates dumped) for the audit row."""
-    try:
-        return dict(json.loads(json.dumps(arguments, default=_dump)))
-    except (TypeError, ValueError):
-        return {"unserialisable": sorted(arguments)}
-
-
-def _dump(value: Any) -> Any:
-    if isinstance(value, pydantic.BaseModel):
-        return value.model_dump(mode="json")
-    return str(value)

@@ -86,10 +86,19 @@ def local_http_server(services: Services) -> NtMCPServer:
 
 
 def host_allowed(host: str | None, allowed: list[str]) -> bool:
-    """``host`` matches an entry exactly, or an entry ``name:*`` with any port (the SDK's semantics)."""
+    """``host`` equals an entry, or an entry ``name:*`` is ``name`` followed by ``:`` and a port (1-5
+    digits) and nothing else: ``127.0.0.1:*`` lets ``127.0.0.1:8000`` in, not ``127.0.0.1:8000.evil.example``.
+    Works the same for Origin values (``https://name:*``)."""
     if not host:
         return False
-    return any(host == entry or (entry.endswith(":*") and host.startswith(entry[:-1])) for entry in allowed)
+    for entry in allowed:
+        if host == entry:
+            return True
+        if entry.endswith(":*"):
+            name, sep, port = host.rpartition(":")
+            if sep and name == entry[:-2] and port.isascii() and port.isdigit() and 1 <= len(port) <= 5:
+                return True
+    return False
 
 
 async def _send_json(send: Send, status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> None:
@@ -401,7 +410,7 @@ class HttpApp:
             "checks": checks,
             "degraded_reasons": reasons,
             "circuit_breakers": services.upstreams.states(),
-            "spool_pending": len(services.spool.pending()),
+            "spool_pending": services.spool.count(),
         }
         if not checks["storage"]:  # most tools need storage: send traffic to another replica
             return JSONResponse({"status": "unavailable", **body}, status_code=503)

@@ -1,5 +1,11 @@
-"""Running the HTTP app under uvicorn: TLS context, the optional HTTP->HTTPS redirect listener, and a
-graceful shutdown on SIGTERM/SIGINT.
+"""Running the HTTP app under uvicorn: TLS context, the optional HTTP->HTTPS redirect listener, a
+deadline for request headers, and a graceful shutdown on SIGTERM/SIGINT.
+
+uvicorn has no timeout for reading a request's headers (its keep-alive timer only runs between
+requests and restarts on every byte), so a client trickling header bytes would hold a connection
+forever. `HeaderDeadlineProtocol` closes a connection whose request line and headers are not complete
+within ``NT_HTTP_HEADER_TIMEOUT_S`` of its first byte (or of the connection, before any byte); once
+the headers are in, the deadline is off, so slow bodies and long streams are unaffected.
 
 Shutdown order: stop accepting connections -> refuse new MCP requests and wait for running tool
 calls (up to ``NT_SHUTDOWN_GRACE_S``) -> close the SDK's SSE streams -> let uvicorn close the
@@ -17,9 +23,11 @@ import ssl
 from collections.abc import Callable
 from typing import Any
 
+import h11
 import uvicorn
 from starlette.datastructures import Headers
 from starlette.types import Receive, Scope, Send
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from nt_mcp.config import Settings
 from nt_mcp.server.auth import build_verifier
@@ -90,6 +98,45 @@ class RedirectToHttps:
         await send({"type": "http.response.body", "body": b""})
 
 
+class HeaderDeadlineProtocol(H11Protocol):
+    """uvicorn's h11 protocol with a deadline for a request's headers (see the module docstring)."""
+
+    header_timeout_s = 10.0  # set per server by `uvicorn_config` (a subclass carries the setting)
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._header_deadline: asyncio.TimerHandle | None = None
+        self._arm_header_deadline()
+
+    def _arm_header_deadline(self) -> None:
+        if self._header_deadline is None:
+            self._header_deadline = self.loop.call_later(self.header_timeout_s, self._header_deadline_passed)
+
+    def _disarm_header_deadline(self) -> None:
+        if self._header_deadline is not None:
+            self._header_deadline.cancel()
+            self._header_deadline = None
+
+    def data_received(self, data: bytes) -> None:
+        if self.conn.their_state is h11.IDLE:  # a new request is starting: its headers have a deadline
+            self._arm_header_deadline()
+        super().data_received(data)
+        if self.conn.their_state is not h11.IDLE:  # the request line and headers are complete
+            self._disarm_header_deadline()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm_header_deadline()
+        super().connection_lost(exc)
+
+    def _header_deadline_passed(self) -> None:
+        self._header_deadline = None
+        if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
+            log.info(
+                "connection closed: request headers not complete in time", extra={"timeout_s": self.header_timeout_s}
+            )
+            self.transport.close()
+
+
 class GracefulServer(uvicorn.Server):
     """uvicorn.Server whose shutdown first drains the app's in-flight tool calls."""
 
@@ -116,6 +163,7 @@ def uvicorn_config(settings: Settings, app: Any, *, port: int, tls: bool) -> uvi
         "proxy_headers": settings.forwarded_allow_ips is not None,
         "forwarded_allow_ips": settings.forwarded_allow_ips or "",
         "timeout_graceful_shutdown": _RESIDUAL_SHUTDOWN_S,
+        "http": type("HeaderDeadline", (HeaderDeadlineProtocol,), {"header_timeout_s": settings.http_header_timeout_s}),
     }
     if tls:
         context = tls_context(settings)

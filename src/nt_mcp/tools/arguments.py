@@ -12,10 +12,20 @@ refuses the same things with the same words:
   before any arithmetic, and the error message never echoes more than a few characters of the input.
 - `Text(max_length)`: a string without NUL, other C0 control characters (tab and newline allowed when
   ``multiline``) or lone surrogates; such characters can never be stored or looked up.
+
+Before any tool's own validation, the server checks every call's raw arguments once with
+`unclean_argument` (`server.app`): no string anywhere (values or object keys, at any depth) may hold a
+NUL, a C0 control character other than tab, newline and carriage return, or a lone surrogate; no
+number may be NaN or infinite (JSON has neither); nothing may nest deeper than `MAX_NESTING` levels.
+Such a call is refused with VALIDATION_ERROR naming the argument (``param_grid.fast[2]``) and runs
+nothing, so no handler, query or stored row ever sees such a value.
 """
 
 from __future__ import annotations
 
+import math
+import re
+from collections.abc import Mapping
 from datetime import UTC, date, datetime, time
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any
@@ -26,6 +36,7 @@ EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 LATEST = datetime(2100, 1, 1, tzinfo=UTC)
 DECIMAL_PATTERN = r"^\s*[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?\s*$"
 DATETIME_HELP = "ISO 8601 date or date-time; a date is midnight UTC, a time without offset is UTC"
+MAX_NESTING = 32
 
 
 def _short(value: Any, limit: int = 24) -> str:
@@ -131,3 +142,52 @@ def Text(max_length: int, *, min_length: int = 1, multiline: bool = False, **fie
     """``Annotated[str, ...]``: ``min_length``..``max_length`` characters, no control characters or lone
     surrogates. Extra keyword arguments (``description``, ``pattern``) go to ``Field``."""
     return Annotated[str, Field(min_length=min_length, max_length=max_length, **field), _clean_text(multiline)]
+
+
+_UNCLEAN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff]")
+
+
+def _text_problem(text: str) -> str | None:
+    """What ``text`` holds that it may not: NUL, another control character (tab, newline and carriage
+    return are fine), a lone surrogate. One regular-expression scan: a 1 MB string costs microseconds."""
+    found = _UNCLEAN.search(text)
+    if found is None:
+        return None
+    code = ord(found.group())
+    if code == 0:
+        return "NUL characters"
+    return "unpaired surrogate characters" if code >= 0xD800 else "control characters"
+
+
+def unclean_argument(arguments: Mapping[str, Any]) -> tuple[str, str] | None:
+    """The first argument no tool may receive, as ``(path, reason)``; None when all are clean.
+
+    Checks strings (and object keys) for NUL, C0 control characters other than tab/newline/carriage
+    return, and lone surrogates; numbers for NaN and infinities; and nesting deeper than `MAX_NESTING`.
+    Iterative, so no input can exhaust the stack."""
+    stack: list[tuple[str, Any, int]] = [(str(name), value, 1) for name, value in reversed(list(arguments.items()))]
+    for name, _ in arguments.items():
+        found = _text_problem(str(name))
+        if found is not None:
+            return _short(str(name).encode("unicode_escape").decode("ascii"), 60), f"argument name contains {found}"
+    while stack:
+        path, value, depth = stack.pop()
+        if isinstance(value, str):
+            found = _text_problem(value)
+            if found is not None:
+                return path, f"must not contain {found}"
+        elif isinstance(value, float) and not math.isfinite(value):
+            return path, "must be a finite number (NaN and Infinity are not JSON)"
+        elif isinstance(value, dict | list | tuple):
+            if depth >= MAX_NESTING:
+                return path, f"is nested deeper than {MAX_NESTING} levels"
+            if isinstance(value, dict):
+                for key, item in reversed(list(value.items())):
+                    key_text = str(key)
+                    found = _text_problem(key_text)
+                    if found is not None:
+                        return path, f"has a key containing {found}"
+                    stack.append((f"{path}.{_short(key_text, 40)}", item, depth + 1))
+            else:
+                stack.extend((f"{path}[{i}]", item, depth + 1) for i, item in reversed(list(enumerate(value))))
+    return None

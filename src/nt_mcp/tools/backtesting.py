@@ -34,6 +34,7 @@ from nt_mcp.errors import NotFoundError, ValidationError
 from nt_mcp.infra.backtests import StoredBacktest
 from nt_mcp.tools.arguments import DATETIME_HELP, OptionalUtcDateTime
 from nt_mcp.tools.charts import equity_curve_png
+from nt_mcp.tools.costs import backtest_cost
 from nt_mcp.tools.registry import ToolContext, ToolReply, tool
 
 MAX_BARS = 5_000_000
@@ -518,7 +519,7 @@ async def get_strategy_info(ctx: ToolContext, strategy: StrategyArg) -> Strategy
     return _info(strategy_spec(strategy))
 
 
-@tool(output=BacktestReport, scope="backtest", title="Run a backtest", cost=2, open_world=True)
+@tool(output=BacktestReport, scope="backtest", title="Run a backtest", cost=backtest_cost, open_world=True)
 async def run_backtest(
     ctx: ToolContext,
     strategy: StrategyArg,

@@ -3,9 +3,21 @@
 The grid (``param_grid`` values or ``param_ranges``) is bounded (`MAX_COMBINATIONS`). Each
 combination is backtested on the first ``train_fraction`` of the bars; the best by the objective
 are then run on the remaining bars, so in-sample and out-of-sample figures sit side by side and
-overfitting shows. sma_crossover uses the compiled sweep; other strategies run in chunks. The CPU
-work runs in a worker thread chunk by chunk, with MCP progress notifications between chunks, and
-stops there when the call is cancelled. Nothing is stored.
+overfitting shows. sma_crossover uses the compiled sweep; other strategies run in chunks. Nothing
+is stored.
+
+Budgets, checked before any work (for synthetic and Alpaca data from the range, before loading;
+for files right after loading, before any backtest), each refused with VALIDATION_ERROR naming
+what to shrink:
+
+- work = train bars x combinations + test bars x top_n <= ``NT_OPTIMIZE_MAX_WORK`` (bar-evaluations);
+- memory ~ bars x `BYTES_PER_BAR` + one sweep chunk (`sweep.MAX_CHUNK_BYTES`) <= ``NT_CALL_MEMORY_MB``.
+
+The CPU work runs in a worker thread chunk by chunk (chunks cut by memory and by work, see
+`domain.backtest.sweep.plan_sweep`; other strategies by work), with MCP progress notifications
+between chunks. A deadline (TIMEOUT) or a client's cancellation stops the call between two chunks:
+the chunk running finishes within about a second and its arrays are freed, so no sweep outlives
+its call.
 """
 
 from __future__ import annotations
@@ -13,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import math
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from datetime import datetime
@@ -21,11 +34,12 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, Field
 
 from nt_mcp.domain.backtest import BacktestConfig, Metrics
-from nt_mcp.domain.backtest.sweep import sweep_sma_crossover
+from nt_mcp.domain.backtest.sweep import MAX_CHUNK_BYTES, MAX_CHUNK_WORK, chunk_bytes, plan_sweep, sweep_pairs
 from nt_mcp.domain.bars import Bars
 from nt_mcp.domain.errors import DomainValueError
 from nt_mcp.domain.strategies import StrategySpec
 from nt_mcp.errors import ValidationError
+from nt_mcp.infra.memory import release_free_memory
 from nt_mcp.tools.backtesting import (
     CONVENTIONS,
     CashArg,
@@ -50,12 +64,18 @@ from nt_mcp.tools.backtesting import (
     _finite,
     _load,
     _provenance,
+    _range,
     _run,
     strategy_spec,
 )
+from nt_mcp.tools.costs import bars_in_range, estimated_bars
 from nt_mcp.tools.registry import ToolContext, tool
 
 MAX_COMBINATIONS = 2000
+# Peak bytes per bar of an optimisation besides the sweep chunk: the loaded bars with their
+# validation (~62 B measured for synthetic 1-minute bars) and one full backtest of the loop path
+# (~90 B). Measured peaks stay under this estimate (tests/integration/test_bounds.py).
+BYTES_PER_BAR = 160
 Objective = Literal[
     "sharpe", "sortino", "calmar", "total_return", "cagr", "max_drawdown", "profit_factor", "win_rate", "expectancy"
 ]
@@ -204,27 +224,76 @@ def _split_out(bars: Bars) -> SplitOut:
     return SplitOut(bars=len(bars), first_timestamp=first, last_timestamp=last)
 
 
-def _loop_chunk(bars: Bars, strategy: str, chunk: list[dict[str, Any]], cfg: BacktestConfig) -> list[Metrics]:
-    return [_run(bars, strategy, p, cfg).metrics for p in chunk]
+def _loop_chunk(
+    bars: Bars, strategy: str, chunk: list[dict[str, Any]], cfg: BacktestConfig, stopped: threading.Event | None = None
+) -> list[Metrics]:
+    try:
+        return [_run(bars, strategy, p, cfg).metrics for p in chunk]
+    finally:
+        if stopped is not None and stopped.is_set():  # the call is gone: nobody else will free its memory
+            release_free_memory()
 
 
 def _sweep_chunk(
-    bars: Bars, fasts: list[int], slows: list[int], cfg: BacktestConfig, allow_short: bool
+    bars: Bars, pairs: list[tuple[int, int]], cfg: BacktestConfig, allow_short: bool, stopped: threading.Event
 ) -> dict[tuple[int, int], Metrics]:
-    if not any(s > f for f in fasts for s in slows):
-        return {}
     try:
-        result = sweep_sma_crossover(bars, fasts, slows, cfg, allow_short=allow_short)
-    except DomainValueError as error:
-        raise ValidationError(f"param_grid: {error.message}", argument="param_grid") from None
-    return {(int(f), int(s)): m for f, s, m in zip(result.fast, result.slow, result.metrics, strict=True)}
+        result = sweep_pairs(bars, pairs, cfg, allow_short=allow_short)
+        return {(int(f), int(s)): m for f, s, m in zip(result.fast, result.slow, result.metrics, strict=True)}
+    finally:
+        if stopped.is_set():
+            release_free_memory()
+
+
+def _check_budget(ctx: ToolContext, bars: int, combinations: int, top_n: int, train_fraction: float) -> None:
+    """Refuse, before any work, an optimisation over the work or memory budget (see the module)."""
+    settings = ctx.services.settings
+    train = max(1, int(bars * train_fraction))
+    work = train * combinations + (bars - train) * min(top_n, combinations)
+    if work > settings.optimize_max_work:
+        most_combinations = max(1, settings.optimize_max_work // max(1, bars))
+        most_bars = settings.optimize_max_work // max(1, combinations)
+        argument = "param_grid" if combinations > most_combinations or bars <= most_bars else "start"
+        raise ValidationError(
+            f"{bars:,} bars x {combinations:,} combinations is {work:,.0f} bar-evaluations, over the budget of "
+            f"{settings.optimize_max_work:,} (NT_OPTIMIZE_MAX_WORK): use at most {most_combinations:,} "
+            f"combinations on these bars (param_grid / param_ranges), or at most {most_bars:,} bars for this grid "
+            "(a shorter start..end or a longer timeframe)",
+            argument=argument,
+        )
+    need = bars * BYTES_PER_BAR + max(MAX_CHUNK_BYTES, chunk_bytes(train, [(1, 2)]))
+    budget = settings.call_memory_mb * 2**20
+    if need > budget:
+        most_bars = max(0, (budget - MAX_CHUNK_BYTES) // (BYTES_PER_BAR + 24))
+        raise ValidationError(
+            f"{bars:,} bars need about {need / 2**20:,.0f} MB, over the per-call memory budget of "
+            f"{settings.call_memory_mb:,} MB (NT_CALL_MEMORY_MB): use at most {most_bars:,} bars "
+            "(a shorter start..end or a longer timeframe)",
+            argument="start",
+        )
 
 
 async def _evaluate(
     ctx: ToolContext, spec: StrategySpec, train: Bars, combos: list[dict[str, Any]], cfg: BacktestConfig
 ) -> tuple[list[Metrics], str]:
-    """In-sample metrics for every combination, in chunks in a worker thread, reporting progress
-    after each chunk; a cancelled call stops before the next chunk."""
+    """In-sample metrics for every combination, chunk by chunk in a worker thread, reporting progress
+    after each chunk. Each ``await`` between chunks is where a deadline or a cancellation stops it."""
+    stopped = threading.Event()  # set when the call is stopped: the chunk still running frees its memory
+    try:
+        return await _evaluate_chunks(ctx, spec, train, combos, cfg, stopped)
+    except asyncio.CancelledError:
+        stopped.set()
+        raise
+
+
+async def _evaluate_chunks(
+    ctx: ToolContext,
+    spec: StrategySpec,
+    train: Bars,
+    combos: list[dict[str, Any]],
+    cfg: BacktestConfig,
+    stopped: threading.Event,
+) -> tuple[list[Metrics], str]:
     total = len(combos)
     await ctx.report_progress(0, total, f"0/{total} parameter sets backtested on the training bars")
     if spec.name == "sma_crossover" and all(c["slow"] < len(train) for c in combos):
@@ -238,27 +307,42 @@ async def _evaluate(
                 slows.append(c["slow"])
         done = 0
         for allow_short, (fasts, slows) in groups.items():
-            step = max(1, math.ceil(len(fasts) / 10))
-            for i in range(0, len(fasts), step):
-                chunk = fasts[i : i + step]
-                out = await asyncio.to_thread(_sweep_chunk, train, chunk, slows, cfg, allow_short)
+            try:
+                chunks = plan_sweep(fasts, slows, len(train))
+            except DomainValueError as error:
+                raise ValidationError(f"param_grid: {error.message}", argument="param_grid") from None
+            for chunk in chunks:
+                out = await asyncio.to_thread(_sweep_chunk, train, chunk, cfg, allow_short, stopped)
                 results.update({(f, s, allow_short): m for (f, s), m in out.items()})
                 done += len(out)
-                await ctx.report_progress(done, total, f"{done}/{total} parameter sets (SMA sweep)")
+                await ctx.report_progress(min(done, total), total, f"{min(done, total)}/{total} parameter sets")
         return [results[(c["fast"], c["slow"], c["allow_short"])] for c in combos], "sma_sweep"
     metrics: list[Metrics] = []
-    step = max(1, math.ceil(total / 20))
+    step = max(1, min(math.ceil(total / 20), MAX_CHUNK_WORK // max(1, len(train))))
     for i in range(0, total, step):
-        metrics.extend(await asyncio.to_thread(_loop_chunk, train, spec.name, combos[i : i + step], cfg))
+        metrics.extend(await asyncio.to_thread(_loop_chunk, train, spec.name, combos[i : i + step], cfg, stopped))
         await ctx.report_progress(len(metrics), total, f"{len(metrics)}/{total} parameter sets")
     return metrics, "loop"
+
+
+def optimization_cost(arguments: Mapping[str, Any]) -> int:
+    """Rate-limit units of one call: 5, plus 1 per 100 million bar-evaluations its grid and range imply."""
+    combinations = 1
+    for values in (arguments.get("param_grid") or {}).values():
+        combinations *= max(1, len(values))
+    for r in (arguments.get("param_ranges") or {}).values():
+        start, stop, step = (getattr(r, name, None) for name in ("start", "stop", "step"))
+        if isinstance(start, float | int) and isinstance(stop, float | int) and isinstance(step, float | int) and step:
+            combinations *= max(1, min(MAX_COMBINATIONS, int((stop - start) / step) + 1))
+    bars = bars_in_range(arguments)
+    return 5 + min(combinations, MAX_COMBINATIONS) * bars // 100_000_000
 
 
 @tool(
     output=OptimizationReport,
     scope="backtest",
     title="Optimise strategy parameters",
-    cost=5,
+    cost=optimization_cost,
     read_only=True,
     open_world=True,
 )
@@ -305,7 +389,9 @@ async def optimize_strategy(
     warm up again inside that window) and both in-sample and out-of-sample figures are returned: a large
     drop out of sample means the parameters fitted noise. sma_crossover grids run in one compiled sweep.
     Sends MCP progress notifications while it runs and stops between chunks when cancelled. Same fill
-    conventions as run_backtest. Nothing is stored."""
+    conventions as run_backtest. Nothing is stored. Budgets (checked before any work): bars x
+    combinations within NT_OPTIMIZE_MAX_WORK and the estimated memory within NT_CALL_MEMORY_MB; an
+    over-budget call answers VALIDATION_ERROR saying how many combinations or bars would fit."""
     started = time.perf_counter()
     spec = strategy_spec(strategy)
     if params:
@@ -332,7 +418,12 @@ async def optimize_strategy(
     if not combos:
         reason = f" (e.g. {first_refusal})" if first_refusal else ""
         raise ValidationError(f"no combination in the grid is valid{reason}", argument="param_grid")
+    source = ctx.services.market_hub.get(data_source).source
+    if source != "files":  # the range says how many bars: refuse an over-budget call before loading
+        start_u, end_u = _range(source, timeframe, start, end)
+        _check_budget(ctx, estimated_bars(timeframe, start_u, end_u), len(combos), top_n, train_fraction)
     market, bars = await _load(ctx, data_source, symbol, timeframe, start, end)
+    _check_budget(ctx, len(bars), len(combos), top_n, train_fraction)
     train, test = _split(bars, train_fraction)
     await ctx.log(
         "info",

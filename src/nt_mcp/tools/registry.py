@@ -13,7 +13,7 @@ Scopes: ``read`` (look, never change), ``backtest`` (compute and store backtests
 from __future__ import annotations
 
 import inspect
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -74,6 +74,7 @@ class ToolReply:
 
 
 Handler = Callable[..., Awaitable[BaseModel | ToolReply]]
+Cost = int | Callable[[Mapping[str, Any]], int]  # rate-limit units per call, or a function of its arguments
 
 
 @dataclass(frozen=True)
@@ -83,8 +84,12 @@ class ToolSpec:
     handler: Handler
     output_model: type[BaseModel]
     scope: Scope
-    cost: int
+    cost: Cost
     annotations: ToolAnnotations
+
+    def cost_of(self, arguments: Mapping[str, Any]) -> int:
+        """Rate-limit units this call spends (at least 1; see `nt_mcp.tools.costs`)."""
+        return max(1, self.cost(arguments) if callable(self.cost) else self.cost)
 
     @property
     def argument_names(self) -> list[str]:
@@ -97,7 +102,7 @@ def tool(
     output: type[BaseModel],
     scope: Scope,
     title: str,
-    cost: int = 1,
+    cost: Cost = 1,
     read_only: bool = False,
     destructive: bool = False,
     idempotent: bool = False,

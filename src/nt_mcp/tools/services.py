@@ -139,7 +139,7 @@ class Services:
         open_breakers = [name for name, state in self.upstreams.states().items() if state != "closed"]
         if open_breakers:
             reasons.append(f"circuit breaker not closed for: {', '.join(open_breakers)}")
-        pending = len(self.spool.pending())
+        pending = self.spool.count()
         if pending:
             reasons.append(f"{pending} write(s) waiting in the spool for replay")
         return reasons

@@ -73,7 +73,7 @@ async def server_status(ctx: ToolContext) -> ServerStatus:
         rate_limit_backend=s.limiter.backend,
         rate_limit_per_minute=s.settings.rate_limit_per_minute,
         circuit_breakers=s.upstreams.states(),
-        spool_pending=len(s.spool.pending()),
+        spool_pending=s.spool.count(),
         uptime_s=round(s.uptime_s, 3),
         failed_calls_last_hour=failed,
         principal=ctx.principal.subject,

@@ -8,7 +8,7 @@ use it with get_order and cancel_order) and ``client_order_id`` (derived from th
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Annotated, Literal, TypeAlias
 
@@ -18,8 +18,9 @@ from nt_mcp.adapters.brokers.base import Account, Order, Position
 from nt_mcp.errors import ValidationError
 from nt_mcp.services.order_router import OrderParams, Placed, normalise_symbol
 from nt_mcp.services.strategy_executor import ExecutionRequest
-from nt_mcp.tools.arguments import DATETIME_HELP, OptionalUtcDateTime, Text, bounded_decimal
+from nt_mcp.tools.arguments import DATETIME_HELP, EARLIEST, OptionalUtcDateTime, Text, bounded_decimal
 from nt_mcp.tools.backtesting import strategy_spec, validated_params
+from nt_mcp.tools.costs import get_bars_cost
 from nt_mcp.tools.registry import ToolContext, tool
 
 Mode = Literal["paper", "live"]
@@ -178,26 +179,26 @@ class BarsResult(Priced):
     count: int
 
 
-@tool(output=BarsResult, scope="read", title="Price bars", read_only=True)
+@tool(output=BarsResult, scope="read", title="Price bars", read_only=True, cost=get_bars_cost)
 async def get_bars(
     ctx: ToolContext,
     symbol: Annotated[Symbol, Field(description="Ticker, e.g. AAPL.")],
     timeframe: Annotated[Literal["1Min", "5Min", "15Min", "1Hour", "1Day"], Field(description="Bar size.")] = "1Day",
     start: Annotated[
-        OptionalUtcDateTime, Field(description=f"First bar ({DATETIME_HELP}). Default: end minus `limit` bars.")
+        OptionalUtcDateTime,
+        Field(description=f"First bar ({DATETIME_HELP}). Default: none (the latest `limit` bars up to end)."),
     ] = None,
     end: Annotated[OptionalUtcDateTime, Field(description=f"Last bar ({DATETIME_HELP}). Default: now.")] = None,
     limit: Annotated[int, Field(ge=1, le=10_000, description="At most this many bars (the latest).")] = 100,
 ) -> BarsResult:
     """OHLCV bars of a symbol from the configured market data source (price_source says which;
     synthetic bars are generated, not real)."""
-    seconds = {"1Min": 60, "5Min": 300, "15Min": 900, "1Hour": 3600, "1Day": 86400}[timeframe]
     end = end or datetime.now(UTC)
-    start = start or end - timedelta(seconds=seconds * limit * 7 // 5 + seconds)
+    start = start or EARLIEST  # the sources generate or fetch only the latest `limit` bars
     if start >= end:
         raise ValidationError("start must be before end.", argument="start")
     data = ctx.services.market_data
-    bars = await data.get_bars(normalise_symbol(symbol), timeframe, start, end)
+    bars = await data.get_bars(normalise_symbol(symbol), timeframe, start, end, limit=limit)  # only what is shown
     n = len(bars.close)
     first = max(0, n - limit)
     stamps = bars.timestamps[first:].astype("datetime64[us]").tolist()

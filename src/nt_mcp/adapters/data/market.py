@@ -1,6 +1,9 @@
 """Where prices come from: one async `MarketData` interface and its sources.
 
-`MarketData.get_bars(symbol, timeframe, start, end)` returns validated :class:`Bars` (UTC);
+`MarketData.get_bars(symbol, timeframe, start, end, limit=None)` returns validated :class:`Bars` (UTC);
+with ``limit`` only the latest ``limit`` bars of the range, and each source then generates or fetches
+only those (synthetic: the days that hold them; Alpaca: one request sorted newest first with that
+limit; files: the file, then its tail);
 `MarketData.latest_quote(symbol)` a :class:`Quote`. Every result names its ``source`` so a tool result
 can say where a price came from; synthetic prices are always labelled ``synthetic``.
 
@@ -61,7 +64,9 @@ class Quote:
 class MarketData(Protocol):
     source: str  # "synthetic" | "files" | "alpaca"
 
-    async def get_bars(self, symbol: str, timeframe: str, start: datetime, end: datetime) -> Bars: ...
+    async def get_bars(
+        self, symbol: str, timeframe: str, start: datetime, end: datetime, limit: int | None = None
+    ) -> Bars: ...
     async def latest_quote(self, symbol: str) -> Quote: ...
 
 
@@ -113,14 +118,16 @@ class SyntheticMarketData:
         self.seed = seed
         self.now = now
 
-    async def get_bars(self, symbol: str, timeframe: str, start: datetime, end: datetime) -> Bars:
+    async def get_bars(
+        self, symbol: str, timeframe: str, start: datetime, end: datetime, limit: int | None = None
+    ) -> Bars:
         """The generator's bars for ``symbol``, only bars already finished at this source's clock
         (so today's daily bar never shows the day's future close); not real prices."""
         _check_timeframe(timeframe)
         _check_range(start, end)
         end = min(_utc(end), _utc(self.now()) - timedelta(seconds=TIMEFRAMES[timeframe]))
         try:
-            return await asyncio.to_thread(generate_bars, symbol, start, end, timeframe, seed=self.seed)
+            return await asyncio.to_thread(generate_bars, symbol, start, end, timeframe, seed=self.seed, last=limit)
         except DomainValueError as error:
             raise ValidationError(str(error), argument=error.argument) from error
 
@@ -160,9 +167,12 @@ class FilesMarketData:
                 raise ValidationError(error.message, argument="start") from None
             raise ValidationError(f"the data file for {symbol} is unusable: {error}", argument="symbol") from None
 
-    async def get_bars(self, symbol: str, timeframe: str, start: datetime, end: datetime) -> Bars:
+    async def get_bars(
+        self, symbol: str, timeframe: str, start: datetime, end: datetime, limit: int | None = None
+    ) -> Bars:
         _check_range(start, end)
-        return await asyncio.to_thread(self._load, symbol, start, end)
+        bars = await asyncio.to_thread(self._load, symbol, start, end)
+        return bars if limit is None or len(bars) <= limit else bars.slice(len(bars) - limit, len(bars))
 
     async def load_all(self, symbol: str) -> Bars:
         """Every bar in the symbol's file."""
@@ -257,14 +267,21 @@ class AlpacaMarketData:
             return CLOSED_RANGE_TTL_S
         return BAR_TTL_S.get(timeframe, 60.0)
 
-    def _key(self, symbol: str, timeframe: str, start: datetime, end: datetime) -> str:
-        span = f"{start.isoformat()}:{end.isoformat()}"
+    def _key(self, symbol: str, timeframe: str, start: datetime, end: datetime, limit: int | None = None) -> str:
+        span = f"{start.isoformat()}:{end.isoformat()}" + (f":last{limit}" if limit is not None else "")
         return f"md:alpaca:{self.feed}:split:bars:{symbol}:{timeframe}:{span}"
 
-    async def _fetch(self, symbols: list[str], timeframe: str, start: datetime, end: datetime) -> dict[str, Any]:
+    async def _fetch(
+        self, symbols: list[str], timeframe: str, start: datetime, end: datetime, limit: int | None = None
+    ) -> dict[str, Any]:
+        """Bars per symbol as cacheable columns. With ``limit`` (one symbol only: Alpaca's limit counts
+        bars across all symbols of a request), the newest ``limit`` bars: asked newest first, one page."""
+        from alpaca.common.enums import Sort
         from alpaca.data.enums import Adjustment, DataFeed
         from alpaca.data.requests import StockBarsRequest
         from alpaca.data.timeframe import TimeFrame, TimeFrameUnit
+
+        assert limit is None or len(symbols) == 1
 
         amount, unit = _ALPACA_TIMEFRAMES[timeframe]
         request = StockBarsRequest(
@@ -274,6 +291,8 @@ class AlpacaMarketData:
             end=end,
             feed=DataFeed(self.feed),
             adjustment=Adjustment.SPLIT,
+            limit=limit,
+            sort=Sort.DESC if limit is not None else None,
         )
         try:
             raw = await call_alpaca(
@@ -287,30 +306,40 @@ class AlpacaMarketData:
                 raise ValidationError(error.message, argument="symbol") from error
             raise
         raw = raw if isinstance(raw, dict) else {}
+        if limit is not None:  # newest first: back to time order
+            return {s: _bars_json(list(reversed(raw[s]))) for s in symbols if raw.get(s)}
         return {s: _bars_json(raw[s]) for s in symbols if raw.get(s)}
 
     async def get_bars_many(
-        self, symbols: Sequence[str], timeframe: str, start: datetime, end: datetime
+        self,
+        symbols: Sequence[str],
+        timeframe: str,
+        start: datetime,
+        end: datetime,
+        limit: int | None = None,
     ) -> dict[str, Bars]:
         """Bars for several symbols: cached ones from the cache, the rest in ONE Alpaca request (paged
-        by alpaca-py). Raises ValidationError (argument ``symbol``) when a symbol has no bars in the range."""
+        by alpaca-py). Raises ValidationError (argument ``symbol``) when a symbol has no bars in the range.
+        ``limit`` (the latest bars only) needs a single symbol."""
         _check_timeframe(timeframe)
         _check_range(start, end)
         start, end = _utc(start), _utc(end)
         wanted = list(dict.fromkeys(s.upper() for s in symbols))
+        if limit is not None and len(wanted) > 1:
+            raise ValueError("limit works for one symbol at a time")
         found: dict[str, Any] = {}
         if self.cache is not None:
             for symbol in wanted:
-                cached = await self.cache.get(self._key(symbol, timeframe, start, end))
+                cached = await self.cache.get(self._key(symbol, timeframe, start, end, limit))
                 if cached is not None:
                     found[symbol] = cached
         missing = [s for s in wanted if s not in found]
         if missing:
-            fetched = await self._fetch(missing, timeframe, start, end)
+            fetched = await self._fetch(missing, timeframe, start, end, limit)
             if self.cache is not None:
                 ttl = self.ttl_s(timeframe, end)
                 for symbol, data in fetched.items():
-                    await self.cache.set(self._key(symbol, timeframe, start, end), data, ttl)
+                    await self.cache.set(self._key(symbol, timeframe, start, end, limit), data, ttl)
             found.update(fetched)
         empty = [s for s in wanted if s not in found]
         if empty:
@@ -324,9 +353,11 @@ class AlpacaMarketData:
         except DomainValueError as error:
             raise ValidationError(f"Alpaca bars are unusable: {error}", argument="symbol") from None
 
-    async def get_bars(self, symbol: str, timeframe: str, start: datetime, end: datetime) -> Bars:
+    async def get_bars(
+        self, symbol: str, timeframe: str, start: datetime, end: datetime, limit: int | None = None
+    ) -> Bars:
         """Alpaca's historical bars (``/v2/stocks/bars``, adjusted for splits) as `Bars`."""
-        return (await self.get_bars_many([symbol], timeframe, start, end))[symbol.upper()]
+        return (await self.get_bars_many([symbol], timeframe, start, end, limit))[symbol.upper()]
 
     async def close(self) -> None:
         await asyncio.to_thread(self.client._session.close)

@@ -18,6 +18,11 @@ near that level.
 
 Random numbers come from NumPy generators seeded with ``sha256(f"{symbol}|{seed}")`` (and the day's
 index for minute bars), so the same arguments always give the same bars. Prices are not real.
+
+Work and memory follow the answer, not the range: ``last=N`` generates only the days that hold the
+latest N bars of the range (30 years of 1-minute bars asked for with ``last=100`` generate about a
+week), and intraday bars are generated `CHUNK_DAYS` days at a time straight into the result arrays,
+so a call needs the result (48 bytes a bar) plus a few MB, never several copies of the range.
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ _DAY_NS = 86_400 * _NS
 _YEAR_SECONDS = 252 * 86_400
 _MINUTES = 1_440
 MAX_BARS = 20_000_000
+CHUNK_DAYS = 64  # intraday generation step: 64 days of minute draws are ~30 MB of temporaries
 ANCHOR = datetime(1970, 1, 5)  # a Monday: weekday index 0 of every synthetic path
 _ANCHOR_NS = int(np.datetime64(ANCHOR, "ns").view(np.int64))
 REFERENCE_DAY = datetime(2020, 1, 1)  # the close on this day is start_price
@@ -151,6 +157,14 @@ def _aggregate(minutes: tuple[np.ndarray, ...], per_bar: int) -> tuple[np.ndarra
     )
 
 
+def _latest_start_ns(end_ns: int, step_s: int, count: int) -> int:
+    """A start from which ``[start, end]`` surely holds the latest ``count`` weekday bars (and not
+    many more): whole weeks of bars, plus one week for the weekend and grid alignment."""
+    per_week = 5 * 86_400 // step_s
+    weeks = -(-count // per_week) + 1
+    return end_ns - weeks * 7 * _DAY_NS
+
+
 def generate_bars(
     symbol: str,
     start: datetime | str,
@@ -161,9 +175,11 @@ def generate_bars(
     drift: float = 0.08,
     volatility: float = 0.20,
     start_price: float = 100.0,
+    last: int | None = None,
 ) -> Bars:
     """Synthetic bars for ``symbol`` from ``start`` to ``end`` inclusive (UTC; aware datetimes are
-    converted) at ``timeframe`` (one of :data:`TIMEFRAMES`). Weekdays only."""
+    converted) at ``timeframe`` (one of :data:`TIMEFRAMES`). Weekdays only. With ``last``, only the
+    latest ``last`` bars of that range (and only they are generated)."""
     if timeframe not in TIMEFRAMES:
         raise DomainValueError("timeframe", f"must be one of {list(TIMEFRAMES)}, got {timeframe!r}")
     if not symbol:
@@ -174,11 +190,17 @@ def generate_bars(
         raise DomainValueError("drift", f"must be in (-1, 1), got {drift}")
     if not (math.isfinite(start_price) and start_price > 0):
         raise DomainValueError("start_price", f"must be positive, got {start_price}")
+    if last is not None and last < 1:
+        raise DomainValueError("limit", f"must be at least 1, got {last}")
     start_ns, end_ns = _to_ns("start", start), _to_ns("end", end)
     if end_ns < start_ns:
         raise DomainValueError("end", "must not be before start")
     step_s = TIMEFRAMES[timeframe]
+    if last is not None:
+        start_ns = max(start_ns, _latest_start_ns(end_ns, step_s, last))
     ts = _timestamps(start_ns, end_ns, step_s)
+    if last is not None:
+        ts = ts[-last:]
     n = ts.shape[0]
     if n == 0:
         raise DomainValueError("start", "the range holds no weekday bar at this timeframe")
@@ -187,12 +209,28 @@ def generate_bars(
     path = _Path(symbol, seed, drift, volatility, start_price)
     if timeframe == "1Day":
         return Bars(ts.view("datetime64[ns]"), *path.daily_bars(ts))
+    return Bars(ts.view("datetime64[ns]"), *_intraday(path, ts, step_s))
+
+
+def _intraday(path: _Path, ts: np.ndarray, step_s: int) -> tuple[np.ndarray, ...]:
+    """OHLCV at ``ts`` (intraday grid times, weekdays), generated `CHUNK_DAYS` days at a time."""
+    n = ts.shape[0]
+    out = tuple(np.empty(n) for _ in range(5))
     days = np.unique(ts - ts % _DAY_NS)
     per_bar = step_s // 60
-    open_, high, low, close, volume = _aggregate(path.minute_bars(days), per_bar)
-    all_ts = (days[:, None] + np.arange(0, _DAY_NS, step_s * _NS, dtype=np.int64)[None, :]).ravel()
-    keep = (all_ts >= ts[0]) & (all_ts <= ts[-1])
-    return Bars(all_ts[keep].view("datetime64[ns]"), open_[keep], high[keep], low[keep], close[keep], volume[keep])
+    offsets = np.arange(0, _DAY_NS, step_s * _NS, dtype=np.int64)
+    filled = 0
+    for first in range(0, days.shape[0], CHUNK_DAYS):
+        chunk = days[first : first + CHUNK_DAYS]
+        bars = _aggregate(path.minute_bars(chunk), per_bar)
+        chunk_ts = (chunk[:, None] + offsets[None, :]).ravel()
+        keep = (chunk_ts >= ts[0]) & (chunk_ts <= ts[-1])
+        count = int(keep.sum())
+        for target, values in zip(out, bars, strict=True):
+            target[filled : filled + count] = values[keep]
+        filled += count
+    assert filled == n, (filled, n)
+    return out
 
 
 def price_at(symbol: str, moment: datetime, *, seed: int = 0) -> tuple[float, datetime]:
@@ -201,6 +239,6 @@ def price_at(symbol: str, moment: datetime, *, seed: int = 0) -> tuple[float, da
     a synthetic quote reports at ``moment``."""
     if moment.tzinfo is not None:
         moment = moment.astimezone(UTC).replace(tzinfo=None)
-    bars = generate_bars(symbol, moment - timedelta(days=4), moment - timedelta(minutes=1), "1Min", seed=seed)
+    bars = generate_bars(symbol, moment - timedelta(days=4), moment - timedelta(minutes=1), "1Min", seed=seed, last=1)
     last = bars.timestamps[-1].astype("datetime64[us]").astype(datetime)
     return float(bars.close[-1]), last.replace(tzinfo=UTC)

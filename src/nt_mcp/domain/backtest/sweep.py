@@ -1,8 +1,15 @@
 """Many parameter sets in one pass: the SMA crossover over a grid of (fast, slow) windows.
 
-Each distinct window's moving average is computed once; the compiled loop then simulates every
-pair with the same engine as :func:`run_backtest` (same fills, costs and stops), so a row of the
-sweep equals a single backtest with those parameters.
+The compiled loop simulates every pair with the same engine as :func:`run_backtest` (same fills,
+costs and stops), so a row of the sweep equals a single backtest with those parameters.
+
+Memory and time are bounded by chunks, not by the grid: `plan_sweep` cuts the pairs (fasts-major)
+into chunks whose arrays (one row of ``8 * n_bars`` bytes per moving average the chunk needs, plus
+one equity row per pair) fit in ``max_chunk_bytes``, and whose work (pairs x bars) stays under
+``max_chunk_work``. `sweep_pairs` runs one chunk: it computes the chunk's moving averages, simulates
+its pairs and keeps only their metrics, so a chunk's arrays are freed before the next one starts.
+A caller that runs chunks one by one (the optimisation tool, in a worker thread) can stop between
+any two of them: a cancelled sweep frees its CPU and memory within one chunk.
 """
 
 from __future__ import annotations
@@ -125,23 +132,65 @@ def _windows(name: str, values: Sequence[int], n_bars: int) -> list[int]:
     return out
 
 
-def sweep_sma_crossover(
-    bars: Bars,
+MAX_CHUNK_BYTES = 64 * 2**20
+MAX_CHUNK_WORK = 25_000_000  # pairs x bars per chunk: well under a second of the compiled loop
+
+
+def plan_sweep(
     fasts: Sequence[int],
     slows: Sequence[int],
+    n_bars: int,
+    *,
+    max_chunk_bytes: int = MAX_CHUNK_BYTES,
+    max_chunk_work: int = MAX_CHUNK_WORK,
+    min_chunks: int = 10,
+) -> list[list[tuple[int, int]]]:
+    """The valid pairs (``slow > fast``, fasts-major, slows-minor) cut into chunks. A chunk holds
+    `chunk_bytes` of arrays (windows it needs + its pairs + 1, times ``8 * n_bars``), at most ``max_chunk_bytes``
+    (a single pair may exceed it: three rows are the least a pair needs), at most
+    ``max_chunk_work`` pairs x bars, and at most 1/``min_chunks`` of the pairs (so progress can be
+    reported about ``min_chunks`` times). Raises DomainValueError when no pair is valid."""
+    f_list = _windows("fasts", fasts, n_bars)
+    s_list = _windows("slows", slows, n_bars)
+    pairs = [(f, s) for f in dict.fromkeys(f_list) for s in dict.fromkeys(s_list) if s > f]
+    if not pairs:
+        raise DomainValueError("slows", "no pair with slow > fast")
+    row = 8 * n_bars
+    max_pairs = max(1, min(max_chunk_work // max(1, n_bars), -(-len(pairs) // max(1, min_chunks))))
+    chunks: list[list[tuple[int, int]]] = []
+    current: list[tuple[int, int]] = []
+    windows: set[int] = set()
+    for pair in pairs:
+        needed = windows | set(pair)
+        # the chunk's bytes with this pair: its windows, its pairs' equity rows and the signal row (`chunk_bytes`)
+        if current and ((len(needed) + len(current) + 2) * row > max_chunk_bytes or len(current) >= max_pairs):
+            chunks.append(current)
+            current, needed = [], set(pair)
+        current.append(pair)
+        windows = needed
+    chunks.append(current)
+    return chunks
+
+
+def chunk_bytes(n_bars: int, chunk: Sequence[tuple[int, int]]) -> int:
+    """The arrays one chunk holds while it runs (moving averages, equity rows, the signal)."""
+    windows = {w for pair in chunk for w in pair}
+    return 8 * n_bars * (len(windows) + len(chunk) + 1)
+
+
+def sweep_pairs(
+    bars: Bars,
+    pairs: Sequence[tuple[int, int]],
     config: BacktestConfig | None = None,
     *,
     allow_short: bool = False,
 ) -> SweepResult:
-    """Backtest the SMA crossover (see ``strategies.sma_crossover``) for every ``fast`` in
-    ``fasts`` and ``slow`` in ``slows`` with ``slow > fast``; metrics for each pair."""
+    """Backtest the SMA crossover for each ``(fast, slow)`` of ``pairs`` (one chunk of `plan_sweep`)."""
     cfg = config or BacktestConfig()
-    f_list = _windows("fasts", fasts, len(bars))
-    s_list = _windows("slows", slows, len(bars))
-    pairs = [(f, s) for f in f_list for s in s_list if s > f]
     if not pairs:
-        raise DomainValueError("slows", "no pair with slow > fast")
+        raise DomainValueError("slows", "no pair to sweep")
     windows = sorted({w for pair in pairs for w in pair})
+    _windows("windows", windows, len(bars))
     pos = {w: j for j, w in enumerate(windows)}
     smas = np.empty((len(windows), len(bars)))
     for j, w in enumerate(windows):
@@ -186,4 +235,26 @@ def sweep_sma_crossover(
         np.array([f for f, _ in pairs], dtype=np.int64),
         np.array([s for _, s in pairs], dtype=np.int64),
         metrics,
+    )
+
+
+def sweep_sma_crossover(
+    bars: Bars,
+    fasts: Sequence[int],
+    slows: Sequence[int],
+    config: BacktestConfig | None = None,
+    *,
+    allow_short: bool = False,
+    max_chunk_bytes: int = MAX_CHUNK_BYTES,
+) -> SweepResult:
+    """Backtest the SMA crossover (see ``strategies.sma_crossover``) for every ``fast`` in
+    ``fasts`` and ``slow`` in ``slows`` with ``slow > fast``; metrics for each pair, chunk by chunk."""
+    parts = [
+        sweep_pairs(bars, chunk, config, allow_short=allow_short)
+        for chunk in plan_sweep(fasts, slows, len(bars), max_chunk_bytes=max_chunk_bytes)
+    ]
+    return SweepResult(
+        np.concatenate([p.fast for p in parts]),
+        np.concatenate([p.slow for p in parts]),
+        [m for p in parts for m in p.metrics],
     )
