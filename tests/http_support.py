@@ -122,3 +122,15 @@ def mcp_transport(url: str, token: str, *, verify: ssl.SSLContext | bool = True)
         timeout=httpx2.Timeout(30, read=120),
     )
     return streamable_http_client(url, http_client=client)
+
+
+def sse_events(text: str) -> list[dict[str, str]]:
+    """The events of a text/event-stream body, each as {field: value} (data lines joined)."""
+    events = []
+    for block in text.replace("\r\n", "\n").strip().split("\n\n"):
+        event: dict[str, str] = {}
+        for line in block.split("\n"):
+            name, _, value = line.partition(":")
+            event[name] = event.get(name, "") + value.removeprefix(" ")
+        events.append(event)
+    return events

@@ -50,7 +50,7 @@ from nt_mcp.server.registry import all_tools
 from nt_mcp.tools.services import Services
 from tests.cli import run_cli
 from tests.conftest import create_database, drop_database, make_settings
-from tests.http_support import INIT_BODY, MCP_HEADERS, http_settings, make_token, serve_in_thread
+from tests.http_support import INIT_BODY, MCP_HEADERS, http_settings, make_token, serve_in_thread, sse_events
 from tests.integration.test_resilience import eventually
 from tests.results import error_of
 from tests.schema_strategies import HINTS, VOCABULARY, draw, from_schema
@@ -270,7 +270,9 @@ async def test_nan_and_infinity_in_raw_json_are_refused(tmp_path: Path) -> None:
         text = response.text
         assert "INTERNAL" not in text and "Traceback" not in text
         if response.status_code == 200:  # parsed: the tool result must be a VALIDATION_ERROR naming the argument
-            payload = json.loads(text.split("data: ", 1)[1]) if text.startswith("event:") else response.json()
+            is_sse = response.headers.get("content-type", "").startswith("text/event-stream")
+            data = [event["data"] for event in sse_events(text) if event.get("data")] if is_sse else [text]
+            payload = json.loads(data[-1])
             envelope = json.loads(payload["result"]["content"][0]["text"])["error"]
             assert envelope["code"] == "VALIDATION_ERROR", envelope
             assert "finite" in envelope["message"] or "valid number" in envelope["message"], envelope

@@ -17,7 +17,7 @@ from prometheus_client import REGISTRY
 from nt_mcp.server.auth import protected_resource_metadata
 from tests.cli import run_cli
 from tests.conftest import make_settings
-from tests.http_support import INIT_BODY, MCP_HEADERS, Running, http_settings, make_token, serve_in_thread
+from tests.http_support import INIT_BODY, MCP_HEADERS, Running, http_settings, make_token, serve_in_thread, sse_events
 from tests.servers import free_port
 
 
@@ -121,17 +121,6 @@ def test_metadata_names_the_authorization_server_when_the_issuer_is_a_url(tmp_pa
 # -- resumable streams -----------------------------------------------------------------------------------
 
 
-def _sse_events(text: str) -> list[dict[str, str]]:
-    events = []
-    for block in text.replace("\r\n", "\n").strip().split("\n\n"):
-        event: dict[str, str] = {}
-        for line in block.split("\n"):
-            name, _, value = line.partition(":")
-            event[name] = event.get(name, "") + value.removeprefix(" ")
-        events.append(event)
-    return events
-
-
 async def _session(client: httpx.AsyncClient, url: str, version: str) -> dict[str, str]:
     body: dict[str, Any] = INIT_BODY | {"params": INIT_BODY["params"] | {"protocolVersion": version}}
     response = await client.post(url, json=body, headers=MCP_HEADERS)
@@ -146,7 +135,7 @@ async def test_sse_streams_open_with_a_priming_event_and_resume_after_a_drop(loc
     async with httpx.AsyncClient(timeout=30) as client:
         headers = await _session(client, local.mcp_url, "2025-11-25")
         response = await client.post(local.mcp_url, json=call, headers=headers)
-        priming, result = _sse_events(response.text)
+        priming, result = sse_events(response.text)
         assert priming["id"] and priming["data"] == "" and priming["retry"] == "1000"
         assert result["id"] and '"echo":"x"' in result["data"].replace(" ", "")
         # a client that lost the stream after the priming event reconnects with its id and gets the rest
@@ -167,5 +156,5 @@ async def test_older_clients_get_no_priming_event(local: Running) -> None:
     async with httpx.AsyncClient(timeout=30) as client:
         headers = await _session(client, local.mcp_url, "2025-06-18")
         response = await client.post(local.mcp_url, json=call, headers=headers)
-    events = _sse_events(response.text)
+    events = sse_events(response.text)
     assert len(events) == 1 and '"pong":true' in events[0]["data"].replace(" ", "")

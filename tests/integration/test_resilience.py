@@ -144,6 +144,42 @@ async def test_non_idempotent_calls_and_4xx_are_never_retried_and_never_trip(fas
     upstreams.close()
 
 
+async def test_breaker_on_a_frozen_redis_falls_back_to_memory_and_still_opens(tmp_path: Path) -> None:
+    """Redis frozen (SIGSTOP): the first breaker step waits out one socket timeout, then the state lives
+    in process memory (no more waiting), and upstream failures during the outage still open the breaker."""
+    server = RedisServer.start()
+    settings = make_settings(
+        tmp_path, redis_url=server.url, breaker_fail_max=3, retry_max_attempts=1, redis_probe_interval_s=30
+    )
+    upstreams = Upstreams(settings)
+
+    async def ok() -> int:
+        return 1
+
+    async def down() -> int:
+        raise ExternalAPIError("upstream answered 503", service="upstream", status=503)
+
+    try:
+        assert await upstreams.call("upstream", ok, idempotent=True) == 1
+        server.freeze()
+        started = time.perf_counter()
+        assert await upstreams.call("upstream", ok, idempotent=True) == 1  # notices: one socket timeout
+        first = time.perf_counter() - started
+        started = time.perf_counter()
+        for _ in range(3):
+            with pytest.raises(ExternalAPIError):
+                await upstreams.call("upstream", down, idempotent=True)
+        with pytest.raises(ServiceUnavailableError):
+            await upstreams.call("upstream", ok, idempotent=True)
+        rest = time.perf_counter() - started
+        assert upstreams.states()["upstream"] == "open"
+    finally:
+        server.stop()
+        upstreams.close()
+    assert first < 3.5  # at most a few 1 s socket timeouts, once
+    assert rest < 0.5  # four more calls without waiting on Redis (pybreaker's own storage: ~4 s each)
+
+
 async def test_breaker_on_a_stalled_redis_never_blocks_the_event_loop(
     fast_settings: Any, redis_url: str, tmp_path: Path
 ) -> None:

@@ -8,9 +8,10 @@
    ``NT_BREAKER_RESET_TIMEOUT_S`` one probe call is let through: success closes the breaker,
    failure opens it again. Business errors (a `TradingError` that is not retryable: validation,
    a rejected order, 4xx other than 429) count as successes, so a rejected order cannot trip it.
-   With ``NT_REDIS_URL`` the breaker state lives in Redis (pybreaker's `CircuitRedisStorage`),
-   shared by replicas. pybreaker is synchronous and its Redis storage does blocking I/O, so every
-   breaker step runs in a worker thread: the event loop never waits on it.
+   With ``NT_REDIS_URL`` the breaker state lives in Redis, shared by replicas, and in process
+   memory while Redis does not answer (`infra.breaker_storage`). pybreaker is synchronous and the
+   Redis storage does blocking I/O, so every breaker step runs in a worker thread: the event loop
+   never waits on it.
 2. Retry (tenacity) only when the call is idempotent (reads, and orders carrying their fixed
    client_order_id) and the error is retryable (network errors, 5xx, 429). Wait before attempt
    n+1 = max(``retry_after_s`` the upstream asked for, exponential backoff with jitter
@@ -39,6 +40,7 @@ from tenacity import (
 
 from nt_mcp.config import Settings
 from nt_mcp.errors import ServiceUnavailableError, TradingError
+from nt_mcp.infra.breaker_storage import FailoverBreakerStorage, RedisGate
 from nt_mcp.infra.observability import BREAKER_STATE, BREAKER_TRANSITIONS, RETRIES
 
 log = logging.getLogger(__name__)
@@ -122,22 +124,18 @@ class Upstreams:
             if settings.redis_url
             else None
         )
+        self._gate = RedisGate(settings.redis_probe_interval_s)
 
     def _storage(self, service: str) -> pybreaker.CircuitBreakerStorage:
         if self._redis is not None:
-            try:
-                return pybreaker.CircuitRedisStorage(
-                    pybreaker.STATE_CLOSED, self._redis, namespace=f"nt-mcp:breaker:{service}"
-                )
-            except redis.RedisError:
-                log.warning("breaker state kept in memory: Redis unreachable", extra={"service": service})
+            return FailoverBreakerStorage(self._redis, f"nt-mcp:breaker:{service}", self._gate)
         return pybreaker.CircuitMemoryStorage(pybreaker.STATE_CLOSED)
 
     async def breaker(self, service: str) -> AsyncBreaker:
         existing = self._breakers.get(service)
         if existing is not None:
             return existing
-        storage = await asyncio.to_thread(self._storage, service)
+        storage = self._storage(service)
         created = AsyncBreaker(
             pybreaker.CircuitBreaker(
                 fail_max=self.settings.breaker_fail_max,
