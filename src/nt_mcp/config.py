@@ -166,6 +166,10 @@ class Settings(BaseSettings):
     forwarded_allow_ips: str | None = None  # trust X-Forwarded-For from these proxies (off by default)
     shutdown_grace_s: float = Field(30.0, ge=0, le=3600)
     http_header_timeout_s: float = Field(10.0, gt=0, le=300)  # request line + headers must arrive within this
+    # streamable HTTP: answer a POST with one JSON body instead of an SSE stream (no progress or log
+    # notifications on it); stateless: no session, any replica serves any request (no resumable streams)
+    http_json_response: bool = False
+    http_stateless: bool = False
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
 

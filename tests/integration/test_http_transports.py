@@ -78,6 +78,25 @@ async def test_tool_call_over_https_with_the_dev_cert(tmp_path: Path) -> None:
                 await http.get(f"{running.url}/health/live")
 
 
+@pytest.mark.parametrize(("json_response", "stateless"), [(True, False), (False, True), (True, True)])
+async def test_json_responses_and_stateless_mode_serve_the_real_client(
+    tmp_path: Path, json_response: bool, stateless: bool
+) -> None:
+    settings = http_settings(tmp_path, http_json_response=json_response, http_stateless=stateless)
+    with serve_in_thread(settings) as running:
+        token = make_token(settings, sub="modes")
+        async with Client(mcp_transport(running.mcp_url, token)) as client:
+            pong = await client.call_tool("ping", {"echo": "modes"})
+            bad = await client.call_tool("ping", {"echo": 1})
+        headers = dict(MCP_HEADERS) | {"authorization": f"Bearer {token}"}
+        async with httpx.AsyncClient() as http:
+            init = await http.post(running.mcp_url, json=INIT_BODY, headers=headers)
+    assert pong.structured_content["echo"] == "modes" and error_of(bad)["code"] == "VALIDATION_ERROR"
+    content_type = init.headers["content-type"]
+    assert content_type.startswith("application/json" if json_response else "text/event-stream")
+    assert ("mcp-session-id" in init.headers) is not stateless  # stateless: no session to pin a client to
+
+
 # -- legacy SSE transport ---------------------------------------------------------------------------------
 
 

@@ -351,7 +351,10 @@ class HttpApp:
                     transport_security=security,
                     max_request_body_size=size,
                     host=self.settings.host,
-                    event_store=MemoryEventStore(),
+                    json_response=self.settings.http_json_response,
+                    stateless_http=self.settings.http_stateless,
+                    # resumable streams replay from this process's memory: only with sessions
+                    event_store=None if self.settings.http_stateless else MemoryEventStore(),
                     retry_interval=RETRY_MS,
                 )
             self.limits = HttpRateLimits(self.settings, services.redis)
