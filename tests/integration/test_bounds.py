@@ -9,32 +9,37 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import os
+import shlex
+import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from mcp import Client
+from mcp import Client, StdioServerParameters
 
+from nt_mcp.config import Settings
 from nt_mcp.server.app import build_server
 from nt_mcp.tools.services import Services
+from tests.cli import server_env
 from tests.conftest import make_settings
 from tests.results import error_of
 
 MB = 1024 * 1024
 
 
-def _status_mb(field: str) -> float:
-    with open("/proc/self/status") as status:
+def _status_mb(field: str, pid: int | str = "self") -> float:
+    with open(f"/proc/{pid}/status") as status:
         for line in status:
             if line.startswith(field + ":"):
                 return int(line.split()[1]) / 1024
-    raise AssertionError(f"{field} not in /proc/self/status")
+    raise AssertionError(f"{field} not in /proc/{pid}/status")
 
 
-def _reset_peak() -> None:
-    with open("/proc/self/clear_refs", "w") as refs:
+def _reset_peak(pid: int | str = "self") -> None:
+    with open(f"/proc/{pid}/clear_refs", "w") as refs:
         refs.write("5")  # VmHWM := VmRSS
 
 
@@ -96,26 +101,52 @@ WORST_CALLS: list[tuple[str, dict[str, Any]]] = [
 ]  # fmt: skip
 
 
+def _cpu_s(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+async def _quiet(pid: int, max_wait_s: float = 120) -> None:
+    """Wait until the server process stops computing (its background kernel warm-up has finished)."""
+    deadline = time.monotonic() + max_wait_s
+    while time.monotonic() < deadline:
+        before = _cpu_s(pid)
+        await asyncio.sleep(0.5)
+        if _cpu_s(pid) - before < 0.05:
+            return
+
+
 @pytest.mark.slow
-async def test_the_worst_known_calls_stay_within_the_per_call_memory_bound(stack: Services) -> None:
-    bound = stack.settings.call_memory_mb
+async def test_the_worst_known_calls_stay_within_the_per_call_memory_bound(tmp_path: Path) -> None:
+    """Each call's peak resident memory above the baseline of a fresh `nt-mcp serve` (measured from outside,
+    so nothing else of the test process can add to it)."""
+    pid_file = tmp_path / "server.pid"
+    command = f"echo $$ > {shlex.quote(str(pid_file))}; exec {shlex.quote(sys.executable)} -m nt_mcp serve"
+    env = server_env(tmp_path / "data", NT_RATE_LIMIT_PER_MINUTE="100000", NT_TOOL_TIMEOUT_S="120")
+    params = StdioServerParameters(command="/bin/sh", args=["-c", command], env=env, cwd=str(tmp_path))
+    bound = Settings().call_memory_mb
     peaks = {}
-    async with Client(build_server(stack)) as client:
-        # warm up: compile the kernels first (numba's one-time compilation takes ~200 MB of its own, once per
-        # process and only with a cold cache; the bound is about what a call's data takes)
+    async with Client(params, read_timeout_seconds=180) as client:
+        pid = int(pid_file.read_text())
+        # warm up: the kernels compiled and the stores opened first (numba's one-time compilation takes ~200 MB
+        # of its own); the bound is about what a call's data takes
         await client.call_tool("run_backtest", {"strategy": "sma_crossover", "symbol": "SPY"})
         await client.call_tool("run_backtest", {"strategy": "rsi_reversion", "symbol": "SPY"})
         small_grid = {"fast": [5, 10], "slow": [20, 30]}
         await client.call_tool(
             "optimize_strategy", {"strategy": "sma_crossover", "symbol": "SPY", "param_grid": small_grid}
         )
+        await _quiet(pid)
         for i, (tool, arguments) in enumerate(WORST_CALLS):
-            peak, result = await _peak_of(client, tool, arguments)
+            base = _status_mb("VmRSS", pid)
+            _reset_peak(pid)
+            result = await client.call_tool(tool, arguments)
             assert not result.is_error, result.content
-            peaks[f"{i}:{tool}"] = round(peak)
+            peaks[f"{i}:{tool}"] = round(_status_mb("VmHWM", pid) - base)
     print("peaks above baseline (MB):", peaks)
     assert all(peak < bound for peak in peaks.values()), peaks
-    assert peaks["2:optimize_strategy"] < 200  # chunked by memory: not (windows x bars) at once
+    assert peaks["2:optimize_strategy"] < 300  # chunked by memory (seen: 74-169 MB), not 3.4 GB of (windows x bars)
 
 
 async def test_an_optimisation_over_the_work_budget_is_refused_before_any_work(stack: Services) -> None:
