@@ -129,7 +129,7 @@ def test_compiled_picks_the_twin_only_for_small_calls_while_warming(monkeypatch:
 
 def test_the_warm_up_compiles_what_the_tools_call() -> None:
     """After compile_kernels, a backtest of every strategy and a sweep need no new compilation."""
-    from nt_mcp.domain.backtest import kernel, sweep
+    from nt_mcp.domain.backtest import kernel, metrics, sweep
     from nt_mcp.domain.strategies import indicators
 
     compile_kernels()
@@ -139,7 +139,9 @@ def test_the_warm_up_compiles_what_the_tools_call() -> None:
         indicators._rolling_mean_std,
         indicators.wilder_mean,
         indicators.rolling_max_min,
-        indicators.crossover_signal,
+        indicators.sma_crossover_signal,
+        metrics._day_period_ends,
+        metrics._equity_path,
     ]
     before = {d: len(d.signatures) for d in dispatchers}
     assert all(before.values())

@@ -15,10 +15,19 @@ TS = np.arange(4, dtype=np.int64) * DAY + 19_723 * DAY  # 2024-01-01 (Mon) .. 01
 
 
 def test_drawdown_and_its_duration() -> None:
-    dd = m.drawdown(EQ)
-    np.testing.assert_allclose(dd, [0, 0, 0.1, 0])
-    assert m.max_drawdown(dd) == pytest.approx(-0.1)
-    assert m.drawdown_duration(dd, TS) == (2, 2.0)  # from the high at bar 1 to recovery at bar 3
+    path = m.equity_path(EQ, TS)  # drawdown [0, 0, 0.1, 0]
+    assert path.peak == 121.0
+    assert path.max_drawdown == pytest.approx(-0.1)
+    # from the high at bar 1 to recovery at bar 3
+    assert (path.max_drawdown_duration_bars, path.max_drawdown_duration_days) == (2, 2.0)
+
+
+def test_no_drawdown_and_a_drawdown_still_open_at_the_end() -> None:
+    rising = m.equity_path(np.array([1.0, 2.0, 3.0]), TS[:3])
+    assert (rising.max_drawdown, rising.max_drawdown_duration_bars, rising.max_drawdown_duration_days) == (0.0, 0, 0.0)
+    open_dd = m.equity_path(np.array([100.0, 120.0, 90.0, 60.0]), TS)  # high at bar 1, never recovered
+    assert open_dd.max_drawdown == pytest.approx(-0.5)
+    assert (open_dd.max_drawdown_duration_bars, open_dd.max_drawdown_duration_days) == (2, 2.0)
 
 
 def test_risk_metrics_by_hand() -> None:

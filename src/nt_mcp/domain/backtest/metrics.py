@@ -6,6 +6,13 @@ equity resampled to the last value of each calendar day (or week / month / year 
 see :func:`period_ends`), ``A`` the number of such periods per year, ``g`` the geometric mean of
 ``r_d``, ``rf`` the annual risk-free rate. Trade statistics use CLOSED trades only (as
 backtesting.py does); a trade still open at the end is excluded from them.
+
+Speed: the work that grows with the number of bars is done in two compiled passes, one over the
+timestamps (`period_ends`, shared by a sweep's pairs) and one over the equity curve (`equity_path`:
+peak, drawdown and its longest stretch, without materialising the drawdown series); everything else
+works on the per-period or per-trade arrays, which are small. The kernels compute the same IEEE
+operations as the NumPy expressions in their docstrings, so the figures are those of the plain-NumPy
+formulas (tests/reference_metrics.py keeps them as the reference).
 """
 
 from __future__ import annotations
@@ -15,6 +22,9 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import numpy.typing as npt
+from numba import njit
+
+from nt_mcp.domain.jit import compiled
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -55,6 +65,37 @@ class Metrics:
         return asdict(self)
 
 
+@njit(cache=True)
+def _day_period_ends(ts_ns, weekly):  # type: ignore[no-untyped-def]
+    """One pass over the timestamps: the last bar of each calendar day (``weekly``: of each week
+    running Monday..Sunday, key ``(day - 4) // 7``), and how many bars fall on a Saturday or Sunday
+    (weekday ``(day + 3) % 7 >= 5``, day 0 = 1970-01-01 was a Thursday). Integer ``//`` and ``%`` floor
+    as in Python. The day is recomputed only when a timestamp leaves the current day's range."""
+    n = ts_ns.shape[0]
+    ends = np.empty(n, dtype=np.int64)
+    k = 0
+    weekend = 0
+    on_weekend = 0
+    prev = 0
+    lo = 1
+    hi = 0  # an empty range: the first bar computes its day
+    for i in range(n):
+        t = ts_ns[i]
+        if t < lo or t >= hi:
+            day = t // 86_400_000_000_000
+            lo = day * 86_400_000_000_000
+            hi = lo + 86_400_000_000_000
+            on_weekend = 1 if (day + 3) % 7 >= 5 else 0
+            key = (day - 4) // 7 if weekly else day
+            if i > 0 and key != prev:
+                ends[k] = i - 1
+                k += 1
+            prev = key
+        weekend += on_weekend
+    ends[k] = n - 1
+    return ends[: k + 1].copy(), weekend
+
+
 def period_ends(ts_ns: IntArray) -> tuple[IntArray, int]:
     """Indices of the last bar of each period, and the number of periods per year ``A``.
 
@@ -62,25 +103,22 @@ def period_ends(ts_ns: IntArray) -> tuple[IntArray, int]:
     ``_data_period``). Spacing of exactly 7 days: weeks ending Sunday, ``A = 52``; 31 days:
     calendar months, ``A = 12``; 365 days: calendar years, ``A = 1``; otherwise calendar days, with
     ``A = 365`` if more than 60 % of 2/7 of the bars fall on a weekend (the market trades every
-    day) and ``A = 252`` otherwise.
+    day) and ``A = 252`` otherwise. Days and weeks: one compiled pass (`_day_period_ends`).
     """
     n = ts_ns.shape[0]
     if n < 2:
         return np.array([n - 1], dtype=np.int64), 252
     spacing_days = int(np.median(np.diff(ts_ns[-101:]))) // _DAY_NS
-    days = ts_ns // _DAY_NS  # 1970-01-01 (day 0) was a Thursday
-    if spacing_days == 7:
-        key, per_year = (days - 4) // 7, 52  # day 4 was a Monday: weeks run Monday..Sunday
-    elif spacing_days == 31:
-        key, per_year = ts_ns.view("datetime64[ns]").astype("datetime64[M]").view(np.int64), 12
-    elif spacing_days == 365:
-        key, per_year = ts_ns.view("datetime64[ns]").astype("datetime64[Y]").view(np.int64), 1
-    else:
-        weekday = (days + 3) % 7  # Monday = 0
-        weekend_share = float(np.mean(weekday >= 5))
-        key, per_year = days, (365 if weekend_share > 2 / 7 * 0.6 else 252)
-    ends = np.flatnonzero(np.diff(key) != 0)
-    return np.append(ends, n - 1).astype(np.int64), per_year
+    if spacing_days in (31, 365):
+        unit = "datetime64[M]" if spacing_days == 31 else "datetime64[Y]"
+        key = ts_ns.view("datetime64[ns]").astype(unit).view(np.int64)
+        ends = np.flatnonzero(np.diff(key) != 0)
+        return np.append(ends, n - 1).astype(np.int64), (12 if spacing_days == 31 else 1)
+    weekly = spacing_days == 7
+    day_ends, weekend = compiled(_day_period_ends)(np.ascontiguousarray(ts_ns, dtype=np.int64), weekly)
+    if weekly:
+        return day_ends, 52
+    return day_ends, (365 if weekend / n > 2 / 7 * 0.6 else 252)
 
 
 def geometric_mean(returns: FloatArray) -> float:
@@ -93,33 +131,90 @@ def geometric_mean(returns: FloatArray) -> float:
     return float(np.exp(np.log(growth).sum() / growth.shape[0]) - 1.0)
 
 
-def drawdown(equity: FloatArray) -> FloatArray:
-    """Drawdown at every bar: ``dd[t] = 1 - E[t] / max_{s<=t} E[s]`` (>= 0)."""
-    return 1.0 - equity / np.maximum.accumulate(equity)
+@njit(cache=True)
+def _equity_path(equity, ts_ns):  # type: ignore[no-untyped-def]
+    """One pass over the equity curve, with ``top[t] = max_{s<=t} E[s]`` (NaN once any E is NaN, as
+    ``np.maximum.accumulate``) and ``dd[t] = 1 - E[t] / top[t]`` (NaN where ``top[t]`` is 0). Returns
+    the peak ``top[n-1]``, ``max_t dd[t]`` (NaN if any dd is NaN, as ``dd.max()``), and over the
+    stretches between consecutive marks (bars where ``dd == 0``, plus the last bar) that span more than
+    one bar: the longest in bars, the longest in nanoseconds, and whether there is any.
+
+    Without dividing on every bar: with ``0 < top < inf``, ``E == top`` gives ``dd == 0`` exactly and
+    ``E < top`` gives ``dd > 0``; ``1 - q`` rounds monotonically, so ``dd`` can beat the deepest so far
+    (reached at quotient ``q_min``) only if ``E / top < q_min``, i.e. ``E < q_min * top``: the division
+    runs only below ``bound = q_min * top * (1 + 1e-15)`` (above the rounding of the product), or for
+    any value outside that case (NaN, a top of 0, negative or infinite)."""
+    n = equity.shape[0]
+    top = equity[0]
+    deepest = -np.inf
+    q_min = np.inf
+    bound = np.inf
+    any_nan = False
+    mark = -1
+    long_bars = 0
+    long_ns = 0
+    found = False
+    for t in range(n):
+        e = equity[t]
+        if top == top and (e != e or e > top):
+            top = e
+            bound = q_min * top * (1.0 + 1e-15)
+        normal = 0.0 < top < np.inf
+        is_mark = t == n - 1
+        if normal and e == top:
+            is_mark = True
+            if deepest < 0.0:
+                deepest = 0.0
+                q_min = 1.0
+                bound = top * (1.0 + 1e-15)
+        elif not normal or not e >= bound:
+            q = e / top if top != 0.0 else np.nan
+            dd = 1.0 - q
+            if dd != dd:
+                any_nan = True
+            elif dd > deepest:
+                deepest = dd
+                if normal:
+                    q_min = q
+                    bound = q_min * top * (1.0 + 1e-15)
+            if not normal:
+                q_min = np.inf
+                bound = np.inf
+            if dd == 0.0:
+                is_mark = True
+        if is_mark:
+            if mark >= 0 and t > mark + 1:
+                found = True
+                long_bars = max(long_bars, t - mark)
+                long_ns = max(long_ns, ts_ns[t] - ts_ns[mark])
+            mark = t
+    return top, (np.nan if any_nan else deepest), long_bars, long_ns, found
 
 
-def max_drawdown(dd: FloatArray) -> float:
-    """``-max_t dd[t]``: a negative fraction (0 with no drawdown)."""
-    return -float(np.nan_to_num(dd.max()))
+@dataclass(frozen=True, slots=True)
+class EquityPath:
+    """What the equity curve says beyond its ends: peak, max drawdown (a negative fraction) and the
+    longest drawdown in bars and days."""
+
+    peak: float
+    max_drawdown: float
+    max_drawdown_duration_bars: int
+    max_drawdown_duration_days: float
 
 
-def drawdown_duration(dd: FloatArray, ts_ns: IntArray) -> tuple[int, float]:
-    """Longest stretch between equity highs, in bars and in days.
-
-    As backtesting.py: the bars where drawdown is zero, plus the last bar, split the curve;
-    a stretch from one such bar ``a`` to the next ``b`` with ``b > a + 1`` lasts
-    ``ts[b] - ts[a]``. Returns ``(0, 0.0)`` if equity never leaves its high.
-    """
-    marks = np.flatnonzero(dd == 0)
-    if marks.shape[0] == 0 or marks[-1] != dd.shape[0] - 1:
-        marks = np.append(marks, dd.shape[0] - 1)
-    prev, nxt = marks[:-1], marks[1:]
-    keep = nxt > prev + 1
-    if not keep.any():
-        return 0, 0.0
-    bars = nxt[keep] - prev[keep]
-    spans = ts_ns[nxt[keep]] - ts_ns[prev[keep]]
-    return int(bars.max()), float(spans.max()) / _DAY_NS
+def equity_path(equity: FloatArray, ts_ns: IntArray) -> EquityPath:
+    """Peak equity ``max_t E[t]``; max drawdown ``-max_t dd[t]`` with ``dd[t] = 1 - E[t] / max_{s<=t} E[s]``
+    (0 with no drawdown); and the longest stretch between equity highs, as backtesting.py: the bars
+    where drawdown is zero, plus the last bar, split the curve; a stretch from one such bar ``a`` to
+    the next ``b`` with ``b > a + 1`` lasts ``b - a`` bars and ``ts[b] - ts[a]``; ``(0, 0.0)`` if equity
+    never leaves its high. One compiled pass (`_equity_path`), no drawdown array."""
+    top, deepest, bars, span_ns, found = compiled(_equity_path)(equity, np.ascontiguousarray(ts_ns, dtype=np.int64))
+    return EquityPath(
+        float(top),
+        -float(np.nan_to_num(deepest)),
+        int(bars) if found else 0,
+        float(span_ns) / _DAY_NS if found else 0.0,
+    )
 
 
 def risk_metrics(
@@ -191,11 +286,17 @@ def trade_metrics(pnl: FloatArray, returns: FloatArray) -> tuple[float, float, f
 
 def exposure(n_bars: int, entry_bars: IntArray, exit_bars: IntArray) -> float:
     """Share of bars from a trade's entry bar to its exit bar inclusive (backtesting.py's
-    "Exposure Time"). Unlike backtesting.py, a trade still open counts up to the last bar."""
-    held = np.zeros(n_bars + 1, dtype=np.int64)
-    np.add.at(held, entry_bars, 1)
-    np.add.at(held, np.where(exit_bars < 0, n_bars - 1, exit_bars) + 1, -1)
-    return float(np.mean(np.cumsum(held[:-1]) > 0))
+    "Exposure Time"): the bars in the union of the trades' ``[entry, exit]`` intervals over ``n_bars``.
+    Unlike backtesting.py, a trade still open (``exit < 0``) counts up to the last bar. Per trade in
+    entry order, it adds the bars past the furthest exit of the trades before it."""
+    if entry_bars.shape[0] == 0:
+        return 0.0
+    order = np.argsort(entry_bars, kind="stable")
+    start = entry_bars[order]
+    end = np.where(exit_bars < 0, n_bars - 1, exit_bars)[order]
+    reach = np.concatenate(([-1], np.maximum.accumulate(end)[:-1]))
+    covered = int(np.maximum(0, end - np.maximum(start, reach + 1) + 1).sum())
+    return covered / n_bars
 
 
 def compute_metrics(
@@ -217,7 +318,8 @@ def compute_metrics(
     - total return ``E[n-1] / E[0] - 1``.
     - buy & hold ``close[n-1] / close[w] - 1``, ``w = first_trading_bar`` (the first bar at which
       the strategy's indicators are defined, as backtesting.py).
-    - max drawdown, its duration, exposure, risk and trade figures: see the functions above.
+    - peak, max drawdown and its duration (`equity_path`), exposure, risk and trade figures: see the
+      functions above.
     - Calmar ``R / |max drawdown|`` (NaN without drawdown).
     - total commission: commissions of all trades, open ones included (entry leg only).
     - periods per year: the annualisation factor ``A`` of :func:`period_ends` that was used.
@@ -227,14 +329,13 @@ def compute_metrics(
     closed = exit_bars >= 0
     periods = periods if periods is not None else period_ends(ts_ns)
     annual, vol, sharpe, sortino, cagr = risk_metrics(equity, ts_ns, risk_free_rate, periods)
-    dd = drawdown(equity)
-    mdd = max_drawdown(dd)
-    dd_bars, dd_days = drawdown_duration(dd, ts_ns)
+    path = equity_path(equity, ts_ns)
+    mdd = path.max_drawdown
     win, best, worst, avg, pf, expectancy = trade_metrics(pnl[closed], returns[closed])
     return Metrics(
         start_equity=float(equity[0]),
         final_equity=float(equity[-1]),
-        peak_equity=float(equity.max()),
+        peak_equity=path.peak,
         total_return=float(equity[-1] / equity[0] - 1.0),
         buy_and_hold_return=float(close[-1] / close[first_trading_bar] - 1.0),
         cagr=cagr,
@@ -244,8 +345,8 @@ def compute_metrics(
         sortino=sortino,
         calmar=annual / -mdd if mdd else math.nan,
         max_drawdown=mdd,
-        max_drawdown_duration_bars=dd_bars,
-        max_drawdown_duration_days=dd_days,
+        max_drawdown_duration_bars=path.max_drawdown_duration_bars,
+        max_drawdown_duration_days=path.max_drawdown_duration_days,
         exposure=exposure(equity.shape[0], entry_bars, exit_bars),
         n_trades=int(closed.sum()),
         win_rate=win,

@@ -49,6 +49,43 @@ def _rolling_mean_std(x, n, want_std):  # type: ignore[no-untyped-def]
     return mean, std
 
 
+@njit(cache=True)
+def sma_crossover_signal(x, fast, slow, down_value, out):  # type: ignore[no-untyped-def]
+    """``crossover_signal(sma(x, fast), sma(x, slow), down_value, out)`` in one pass, without the two
+    average arrays: the window sums move as in `_rolling_mean_std` (the same compensated additions,
+    the same ``s / n``), so every average, and so every signal, is the same bit for bit. Returns the
+    warm-up as `warmup_of` the two averages would: the later of the first bars where each is defined
+    (the last bar for an average never defined)."""
+    m = x.shape[0]
+    sf = 0.0
+    cf = 0.0
+    ss = 0.0
+    cs = 0.0
+    prev_f = np.nan
+    prev_s = np.nan
+    first_f = -1
+    first_s = -1
+    for i in range(m):
+        v = x[i]
+        sf, cf = _kahan_add(sf, cf, v - (x[i - fast] if i >= fast else 0.0))
+        ss, cs = _kahan_add(ss, cs, v - (x[i - slow] if i >= slow else 0.0))
+        mf = sf / fast if i >= fast - 1 else np.nan
+        ms = ss / slow if i >= slow - 1 else np.nan
+        if first_f < 0 and not np.isnan(mf):
+            first_f = i
+        if first_s < 0 and not np.isnan(ms):
+            first_s = i
+        if i > 0 and prev_f < prev_s and mf > ms:
+            out[i] = 1.0
+        elif i > 0 and prev_f > prev_s and mf < ms:
+            out[i] = down_value
+        else:
+            out[i] = np.nan
+        prev_f = mf
+        prev_s = ms
+    return max(first_f if first_f >= 0 else m - 1, first_s if first_s >= 0 else m - 1)
+
+
 def sma(x: FloatArray, n: int) -> FloatArray:
     """Simple moving average ``mean(x[i-n+1..i])``; NaN for the first ``n - 1`` bars."""
     mean, _ = compiled(_rolling_mean_std)(x, n, False)

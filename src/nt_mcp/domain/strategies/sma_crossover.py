@@ -7,8 +7,8 @@ import numpy as np
 from nt_mcp.domain.bars import Bars
 from nt_mcp.domain.errors import DomainValueError
 from nt_mcp.domain.jit import compiled
-from nt_mcp.domain.strategies.indicators import crossover_signal, sma
-from nt_mcp.domain.strategies.spec import Param, Params, StrategySignals, StrategySpec, warmup_of
+from nt_mcp.domain.strategies.indicators import sma_crossover_signal
+from nt_mcp.domain.strategies.spec import Param, Params, StrategySignals, StrategySpec
 
 
 def _check(p: Params) -> None:
@@ -17,10 +17,9 @@ def _check(p: Params) -> None:
 
 
 def _compute(bars: Bars, p: Params) -> StrategySignals:
-    fast = sma(bars.close, p["fast"])
-    slow = sma(bars.close, p["slow"])
-    out = compiled(crossover_signal)(fast, slow, -1.0 if p["allow_short"] else 0.0, np.empty(len(bars)))
-    return StrategySignals(out, warmup_of(fast, slow))
+    out = np.empty(len(bars))
+    warmup = compiled(sma_crossover_signal)(bars.close, p["fast"], p["slow"], -1.0 if p["allow_short"] else 0.0, out)
+    return StrategySignals(out, int(warmup))
 
 
 SPEC = StrategySpec(
