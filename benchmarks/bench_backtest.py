@@ -15,8 +15,16 @@ at bar i's close fills at bar i+1's open. Peers:
   orders decided at bar i fill at bar i+1's open; ``size=inf`` buys all it can (fractional units,
   so only entry/exit bars are compared with ours). The sweep is vectorbt's broadcast over
   ``vbt.MA.run_combs``-style column products.
-- a plain NumPy vectorised pass (signal -> position -> returns -> equity, fractional, no sizing),
-  as the floor of what a "backtest" can cost.
+- a plain NumPy vectorised pass (signal -> position -> returns -> equity, fractional, no sizing).
+- the minimal compiled loop (`minimal_loop`): the simplest numba loop for a long-only SMA crossover
+  over close prices producing an equity curve (running sums, all-in at the close, no costs, no trade
+  list, no metrics). It reads the closes and writes the equity once: the bound for a compiled
+  backtest, which the issue asks the full pipeline to reach within 2x.
+
+Timing: ``--rounds`` interleaved rounds (each round runs every engine once, in the same order), and
+the median of each engine over the rounds; the sweep likewise with ``--sweep-rounds``. The printed
+ratios: nt-mcp full pipeline ÷ minimal loop (as rates, so 1.0 = as fast as the bound), nt-mcp ÷
+vectorbt, and the sweep's speed-up over vectorbt.
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import time
@@ -35,6 +44,7 @@ import numpy as np
 import pandas as pd
 from backtesting import Strategy
 from backtesting.lib import crossover
+from numba import njit
 
 from nt_mcp.adapters.data.synthetic import generate_bars
 from nt_mcp.domain.backtest import BacktestConfig, run_backtest
@@ -52,6 +62,28 @@ def make_bars(n: int) -> Bars:
     start = np.datetime64("2000-01-03")
     bars = generate_bars("BENCH", str(start), str(start + np.timedelta64(days, "D")), "1Min", seed=42)
     return bars.slice(0, n)
+
+
+FULL = "nt-mcp engine (signals + backtest + metrics)"
+MINIMAL = "minimal compiled loop (the bound)"
+VBT = "vectorbt Portfolio.from_signals (+signals)"
+
+
+Engines = dict[str, tuple[int, Callable[[], Any]]]
+
+
+def interleaved(
+    engines: dict[str, tuple[int, Callable[[], Any]]], rounds: int
+) -> tuple[dict[str, float], dict[str, Any]]:
+    """Run every engine once per round, ``rounds`` times; each engine's median seconds and last output."""
+    times: dict[str, list[float]] = {name: [] for name in engines}
+    outs: dict[str, Any] = {}
+    for _ in range(rounds):
+        for name, (_, fn) in engines.items():
+            t0 = time.perf_counter()
+            outs[name] = fn()
+            times[name].append(time.perf_counter() - t0)
+    return {name: statistics.median(ts) for name, ts in times.items()}, outs
 
 
 def timed(fn: Callable[[], Any], repeat: int = 1) -> tuple[float, Any]:
@@ -166,6 +198,37 @@ def vbt_sweep(bars: Bars) -> Any:
     return pf.total_return()
 
 
+@njit(cache=True)
+def _minimal_loop(close, fast, slow, cash, equity):  # type: ignore[no-untyped-def]
+    sf = 0.0
+    ss = 0.0
+    units = 0.0
+    for i in range(close.shape[0]):
+        c = close[i]
+        sf += c
+        ss += c
+        if i >= fast:
+            sf -= close[i - fast]
+        if i >= slow:
+            ss -= close[i - slow]
+        if i >= slow - 1:
+            above = sf * slow > ss * fast  # sf / fast > ss / slow
+            if above and units == 0.0:
+                units = cash / c
+                cash = 0.0
+            elif not above and units != 0.0:
+                cash = units * c
+                units = 0.0
+        equity[i] = cash + units * c
+    return equity
+
+
+def minimal_loop(bars: Bars) -> Any:
+    """The bound: one compiled pass over the closes into a fresh equity array (allocated here, as
+    every engine allocates its own)."""
+    return _minimal_loop(bars.close, FAST, SLOW, 1e6, np.empty(len(bars)))
+
+
 def numpy_pass(bars: Bars) -> float:
     c = bars.close
     cs = np.cumsum(np.r_[0.0, c])
@@ -229,9 +292,10 @@ def main() -> None:
     ap.add_argument("--slow-bars", type=int, default=100_000, help="bars for backtesting.py / backtrader")
     ap.add_argument("--sweep-bars", type=int, default=100_000)
     ap.add_argument("--memory-bars", type=int, default=10_000_000)
+    ap.add_argument("--rounds", type=int, default=9, help="interleaved rounds of the 1M-bar engines")
+    ap.add_argument("--sweep-rounds", type=int, default=3, help="interleaved rounds of the sweeps")
     ap.add_argument("--skip-slow", action="store_true", help="skip backtesting.py optimize (~40 s)")
     args = ap.parse_args()
-    rows: list[tuple[str, int, float]] = []
     cpu = platform.processor() or platform.machine()
     print(f"python {platform.python_version()}, {os.cpu_count()} CPUs, {cpu}")
 
@@ -239,17 +303,21 @@ def main() -> None:
     small = bars.slice(0, args.slow_bars)
     cold, res = timed(lambda: ours(bars))
     print(f"ours cold first call on {args.bars} bars (JIT cache load or compile): {cold:.3f} s")
-    warm, res = timed(lambda: ours(bars), repeat=5)
-    rows.append(("nt-mcp engine (signals + backtest + metrics)", args.bars, warm))
     sig = STRATEGIES["sma_crossover"].signals(bars, {"fast": FAST, "slow": SLOW})
-    t_core, _ = timed(lambda: run_backtest(bars, sig, BacktestConfig(cash=1e6)), repeat=5)
-    rows.append(("nt-mcp engine, backtest + metrics only", args.bars, t_core))
-    t_np, _ = timed(lambda: numpy_pass(bars), repeat=5)
-    rows.append(("plain NumPy vectorised pass", args.bars, t_np))
-
     run_vectorbt(small)  # numba warm-up of vectorbt
-    t_vbt, pf = timed(lambda: run_vectorbt(bars), repeat=3)
-    rows.append(("vectorbt Portfolio.from_signals (+signals)", args.bars, t_vbt))
+    minimal_loop(small)  # compile (or load) the bound
+    core = "nt-mcp engine, backtest + metrics only"
+    engines: Engines = {
+        FULL: (args.bars, lambda: ours(bars)),
+        core: (args.bars, lambda: run_backtest(bars, sig, BacktestConfig(cash=1e6))),
+        MINIMAL: (args.bars, lambda: minimal_loop(bars)),
+        "plain NumPy vectorised pass": (args.bars, lambda: numpy_pass(bars)),
+        VBT: (args.bars, lambda: run_vectorbt(bars)),
+    }
+    medians, outs = interleaved(engines, args.rounds)
+    res, pf = outs[FULL], outs[VBT]
+    rows = [(name, engines[name][0], medians[name]) for name in engines]
+    warm = medians[FULL]
 
     t_bt, st = timed(lambda: run_backtesting_py(small))
     rows.append(("backtesting.py Backtest.run", args.slow_bars, t_bt))
@@ -273,6 +341,7 @@ def main() -> None:
     vbt_same = np.array_equal(vbt_entry.astype(np.int64), res.trades.entry_bar)
 
     print()
+    print(f"medians of {args.rounds} interleaved rounds")
     print(f"{'engine':48s} {'bars':>10s} {'seconds':>9s} {'bars/s':>12s} {'ours is x faster':>17s}")
     ours_rate = args.bars / warm
     for name, n, t in rows:
@@ -290,11 +359,16 @@ def main() -> None:
 
     sweep_bars = bars.slice(0, args.sweep_bars)
     sweep_sma_crossover(sweep_bars.slice(0, 1000), FASTS, SLOWS)
-    t_sw, sw = timed(lambda: sweep_sma_crossover(sweep_bars, FASTS, SLOWS), repeat=3)
     vbt_sweep(sweep_bars.slice(0, 1000))
-    t_vsw, _ = timed(lambda: vbt_sweep(sweep_bars))
+    sweeps: Engines = {
+        "nt-mcp": (args.sweep_bars, lambda: sweep_sma_crossover(sweep_bars, FASTS, SLOWS)),
+        "vectorbt": (args.sweep_bars, lambda: vbt_sweep(sweep_bars)),
+    }
+    sweep_medians, sweep_outs = interleaved(sweeps, args.sweep_rounds)
+    t_sw, t_vsw, sw = sweep_medians["nt-mcp"], sweep_medians["vectorbt"], sweep_outs["nt-mcp"]
     print()
-    print(f"sweep of {len(sw.metrics)} (fast, slow) pairs on {args.sweep_bars} bars:")
+    n_pairs, rounds = len(sw.metrics), args.sweep_rounds
+    print(f"sweep of {n_pairs} (fast, slow) pairs on {args.sweep_bars} bars, medians of {rounds} rounds:")
     print(f"  nt-mcp sweep_sma_crossover      {t_sw:8.3f} s")
     print(f"  vectorbt broadcast from_signals {t_vsw:8.3f} s   (ours x{t_vsw / t_sw:.1f} faster)")
     if not args.skip_slow:
@@ -307,6 +381,13 @@ def main() -> None:
     total, run = out.stdout.split()[:2]
     print()
     print(f"fresh process, import + first GOOG backtest (JIT cache warm on disk): {total} s (of which the run {run} s)")
+
+    print()
+    print("ratios (same run):")
+    at = f"at {args.bars} bars"
+    print(f"  nt-mcp full pipeline / minimal compiled loop {at}: {medians[MINIMAL] / warm:.2f} (goal >= 0.5)")
+    print(f"  nt-mcp full pipeline / vectorbt from_signals {at}: {medians[VBT] / warm:.2f}x (goal >= 5)")
+    print(f"  90-pair sweep at {args.sweep_bars} bars, nt-mcp vs vectorbt: {t_vsw / t_sw:.2f}x (goal >= 10)")
 
     before, after = peak_memory(args.memory_bars)
     print(
