@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from nt_mcp.domain.backtest import BacktestConfig
-from nt_mcp.domain.backtest.sweep import sweep_sma_crossover
+from nt_mcp.domain.backtest.sweep import SmaCache, plan_sweep, sweep_pairs, sweep_sma_crossover
 from nt_mcp.domain.errors import DomainValueError
 from nt_mcp.domain.strategies import STRATEGIES, get_strategy, run_strategy
 from nt_mcp.domain.strategies.indicators import atr, rsi, sma
@@ -141,6 +141,24 @@ def test_sweep_rows_equal_single_backtests() -> None:
         assert row["n_trades"] == single.n_trades
         assert row["sharpe"] == pytest.approx(single.sharpe, rel=1e-12, nan_ok=True)
     assert sweep.best("final_equity")["final_equity"] == max(r["final_equity"] for r in sweep.table())
+
+
+def test_sweep_chunks_share_averages_within_the_cache_bound() -> None:
+    """Chunks run with a shared SmaCache give the rows of chunks run alone; the cache keeps at most
+    its byte bound of averages (here two windows' worth) and computes the rest per chunk."""
+    bars = make_bars(100 + 10 * np.sin(np.arange(400) / 9.0) + np.arange(400) * 0.01)
+    chunks = plan_sweep([3, 5, 8], [10, 20, 40], len(bars), min_chunks=3)
+    assert len(chunks) == 3
+    cache = SmaCache(bars, max_bytes=2 * 8 * len(bars))
+    shared = [row for chunk in chunks for row in sweep_pairs(bars, chunk, cache=cache, allow_short=True).table()]
+    alone = [row for chunk in chunks for row in sweep_pairs(bars, chunk, allow_short=True).table()]
+    assert len(shared) == 9
+    for ours, theirs in zip(shared, alone, strict=True):
+        assert all(np.array_equal(ours[k], theirs[k], equal_nan=True) for k in ours), (ours, theirs)
+    assert len(cache._entries) == 2
+    average, first = cache.get(40)
+    np.testing.assert_array_equal(average, sma(bars.close, 40))
+    assert first == 39
 
 
 def test_sweep_rejects_bad_windows() -> None:

@@ -11,7 +11,8 @@ for files right after loading, before any backtest), each refused with VALIDATIO
 what to shrink:
 
 - work = train bars x combinations + test bars x top_n <= ``NT_OPTIMIZE_MAX_WORK`` (bar-evaluations);
-- memory ~ bars x `BYTES_PER_BAR` + one sweep chunk (`sweep.MAX_CHUNK_BYTES`) <= ``NT_CALL_MEMORY_MB``.
+- memory ~ bars x `BYTES_PER_BAR` + one sweep chunk (`sweep.MAX_CHUNK_BYTES`) + the averages a sweep keeps
+  between chunks (`sweep.SMA_CACHE_BYTES`) <= ``NT_CALL_MEMORY_MB``.
 
 The CPU work runs in a worker thread chunk by chunk (chunks cut by memory and by work, see
 `domain.backtest.sweep.plan_sweep`; other strategies by work), with MCP progress notifications
@@ -34,7 +35,15 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, Field
 
 from nt_mcp.domain.backtest import BacktestConfig, Metrics
-from nt_mcp.domain.backtest.sweep import MAX_CHUNK_BYTES, MAX_CHUNK_WORK, chunk_bytes, plan_sweep, sweep_pairs
+from nt_mcp.domain.backtest.sweep import (
+    MAX_CHUNK_BYTES,
+    MAX_CHUNK_WORK,
+    SMA_CACHE_BYTES,
+    SmaCache,
+    chunk_bytes,
+    plan_sweep,
+    sweep_pairs,
+)
 from nt_mcp.domain.bars import Bars
 from nt_mcp.domain.errors import DomainValueError
 from nt_mcp.domain.strategies import StrategySpec
@@ -235,10 +244,15 @@ def _loop_chunk(
 
 
 def _sweep_chunk(
-    bars: Bars, pairs: list[tuple[int, int]], cfg: BacktestConfig, allow_short: bool, stopped: threading.Event
+    bars: Bars,
+    pairs: list[tuple[int, int]],
+    cfg: BacktestConfig,
+    allow_short: bool,
+    stopped: threading.Event,
+    cache: SmaCache,
 ) -> dict[tuple[int, int], Metrics]:
     try:
-        result = sweep_pairs(bars, pairs, cfg, allow_short=allow_short)
+        result = sweep_pairs(bars, pairs, cfg, allow_short=allow_short, cache=cache)
         return {(int(f), int(s)): m for f, s, m in zip(result.fast, result.slow, result.metrics, strict=True)}
     finally:
         if stopped.is_set():
@@ -261,10 +275,10 @@ def _check_budget(ctx: ToolContext, bars: int, combinations: int, top_n: int, tr
             "(a shorter start..end or a longer timeframe)",
             argument=argument,
         )
-    need = bars * BYTES_PER_BAR + max(MAX_CHUNK_BYTES, chunk_bytes(train, [(1, 2)]))
+    need = bars * BYTES_PER_BAR + max(MAX_CHUNK_BYTES, chunk_bytes(train, [(1, 2)])) + SMA_CACHE_BYTES
     budget = settings.call_memory_mb * 2**20
     if need > budget:
-        most_bars = max(0, (budget - MAX_CHUNK_BYTES) // (BYTES_PER_BAR + 24))
+        most_bars = max(0, (budget - MAX_CHUNK_BYTES - SMA_CACHE_BYTES) // (BYTES_PER_BAR + 24))
         raise ValidationError(
             f"{bars:,} bars need about {need / 2**20:,.0f} MB, over the per-call memory budget of "
             f"{settings.call_memory_mb:,} MB (NT_CALL_MEMORY_MB): use at most {most_bars:,} bars "
@@ -311,8 +325,9 @@ async def _evaluate_chunks(
                 chunks = plan_sweep(fasts, slows, len(train))
             except DomainValueError as error:
                 raise ValidationError(f"param_grid: {error.message}", argument="param_grid") from None
+            cache = SmaCache(train)  # the averages, computed once for all chunks (up to SMA_CACHE_BYTES)
             for chunk in chunks:
-                out = await asyncio.to_thread(_sweep_chunk, train, chunk, cfg, allow_short, stopped)
+                out = await asyncio.to_thread(_sweep_chunk, train, chunk, cfg, allow_short, stopped, cache)
                 results.update({(f, s, allow_short): m for (f, s), m in out.items()})
                 done += len(out)
                 await ctx.report_progress(min(done, total), total, f"{min(done, total)}/{total} parameter sets")

@@ -9,7 +9,9 @@ one equity row per pair) fit in ``max_chunk_bytes``, and whose work (pairs x bar
 ``max_chunk_work``. `sweep_pairs` runs one chunk: it computes the chunk's moving averages, simulates
 its pairs and keeps only their metrics, so a chunk's arrays are freed before the next one starts.
 A caller that runs chunks one by one (the optimisation tool, in a worker thread) can stop between
-any two of them: a cancelled sweep frees its CPU and memory within one chunk.
+any two of them: a cancelled sweep frees its CPU and memory within one chunk. A `SmaCache` passed
+from chunk to chunk keeps up to `SMA_CACHE_BYTES` of averages, so a window's average is computed once
+per sweep rather than once per chunk.
 """
 
 from __future__ import annotations
@@ -133,6 +135,7 @@ def _windows(name: str, values: Sequence[int], n_bars: int) -> list[int]:
 
 
 MAX_CHUNK_BYTES = 64 * 2**20
+SMA_CACHE_BYTES = MAX_CHUNK_BYTES // 4  # averages kept between chunks (`SmaCache`): 20 windows of 100k bars
 MAX_CHUNK_WORK = 25_000_000  # pairs x bars per chunk: well under a second of the compiled loop
 
 
@@ -178,23 +181,50 @@ def chunk_bytes(n_bars: int, chunk: Sequence[tuple[int, int]]) -> int:
     return 8 * n_bars * (len(windows) + len(chunk) + 1)
 
 
+class SmaCache:
+    """Moving averages of one series kept between the chunks of a sweep (the chunks of `plan_sweep`
+    share most of their windows: every chunk of a fast window needs all the slow ones), up to
+    ``max_bytes`` of arrays; past that, a window's average is computed for its chunk only, as without
+    a cache. Each entry also keeps the average's first defined bar (its part of the warm-up)."""
+
+    def __init__(self, bars: Bars, max_bytes: int = SMA_CACHE_BYTES) -> None:
+        self.bars = bars
+        self.max_bytes = max_bytes
+        self._entries: dict[int, tuple[FloatArray, int]] = {}
+
+    def get(self, window: int) -> tuple[FloatArray, int]:
+        """``sma(close, window)`` and the first bar where it is defined (as `warmup_of` counts it)."""
+        entry = self._entries.get(window)
+        if entry is None:
+            average = sma(self.bars.close, window)
+            entry = (average, warmup_of(average))
+            if 8 * len(self.bars) * (len(self._entries) + 1) <= self.max_bytes:
+                self._entries[window] = entry
+        return entry
+
+
 def sweep_pairs(
     bars: Bars,
     pairs: Sequence[tuple[int, int]],
     config: BacktestConfig | None = None,
     *,
     allow_short: bool = False,
+    cache: SmaCache | None = None,
 ) -> SweepResult:
-    """Backtest the SMA crossover for each ``(fast, slow)`` of ``pairs`` (one chunk of `plan_sweep`)."""
+    """Backtest the SMA crossover for each ``(fast, slow)`` of ``pairs`` (one chunk of `plan_sweep`).
+    ``cache``: averages kept from earlier chunks of the same bars (see `SmaCache`)."""
     cfg = config or BacktestConfig()
     if not pairs:
         raise DomainValueError("slows", "no pair to sweep")
     windows = sorted({w for pair in pairs for w in pair})
     _windows("windows", windows, len(bars))
+    if cache is None or cache.bars is not bars:
+        cache = SmaCache(bars, max_bytes=0)
     pos = {w: j for j, w in enumerate(windows)}
     smas = np.empty((len(windows), len(bars)))
+    first = {}
     for j, w in enumerate(windows):
-        smas[j] = sma(bars.close, w)
+        smas[j], first[w] = cache.get(w)
     fast_idx = np.array([pos[f] for f, _ in pairs], dtype=np.int64)
     slow_idx = np.array([pos[s] for _, s in pairs], dtype=np.int64)
     equity = np.empty((len(pairs), len(bars)))
@@ -226,7 +256,7 @@ def sweep_pairs(
                 pnl=trades.pnl,
                 returns=trades.return_pct,
                 commissions=trades.commission,
-                first_trading_bar=warmup_of(smas[pos[f]], smas[pos[s]]),
+                first_trading_bar=max(first[f], first[s]),
                 risk_free_rate=cfg.risk_free_rate,
                 periods=periods,
             )
@@ -248,9 +278,11 @@ def sweep_sma_crossover(
     max_chunk_bytes: int = MAX_CHUNK_BYTES,
 ) -> SweepResult:
     """Backtest the SMA crossover (see ``strategies.sma_crossover``) for every ``fast`` in
-    ``fasts`` and ``slow`` in ``slows`` with ``slow > fast``; metrics for each pair, chunk by chunk."""
+    ``fasts`` and ``slow`` in ``slows`` with ``slow > fast``; metrics for each pair, chunk by chunk
+    (the averages computed once, kept up to `SMA_CACHE_BYTES` by a `SmaCache`)."""
+    cache = SmaCache(bars)
     parts = [
-        sweep_pairs(bars, chunk, config, allow_short=allow_short)
+        sweep_pairs(bars, chunk, config, allow_short=allow_short, cache=cache)
         for chunk in plan_sweep(fasts, slows, len(bars), max_chunk_bytes=max_chunk_bytes)
     ]
     return SweepResult(
