@@ -143,7 +143,8 @@ def _equity_path(equity, ts_ns):  # type: ignore[no-untyped-def]
     ``E < top`` gives ``dd > 0``; ``1 - q`` rounds monotonically, so ``dd`` can beat the deepest so far
     (reached at quotient ``q_min``) only if ``E / top < q_min``, i.e. ``E < q_min * top``: the division
     runs only below ``bound = q_min * top * (1 + 1e-15)`` (above the rounding of the product), or for
-    any value outside that case (NaN, a top of 0, negative or infinite)."""
+    any value outside that case (NaN, a top of 0, negative or infinite: then ``bound`` is inf). A bar
+    with ``bound <= E < top`` (not the last) changes nothing and is skipped after two comparisons."""
     n = equity.shape[0]
     top = equity[0]
     deepest = -np.inf
@@ -154,13 +155,16 @@ def _equity_path(equity, ts_ns):  # type: ignore[no-untyped-def]
     long_bars = 0
     long_ns = 0
     found = False
+    last = n - 1
     for t in range(n):
         e = equity[t]
+        if e < top and e >= bound and t < last:
+            continue  # the common bar: in a drawdown no deeper than the deepest (bound is inf unless normal)
         if top == top and (e != e or e > top):
             top = e
             bound = q_min * top * (1.0 + 1e-15)
         normal = 0.0 < top < np.inf
-        is_mark = t == n - 1
+        is_mark = t == last
         if normal and e == top:
             is_mark = True
             if deepest < 0.0:
