@@ -5,6 +5,7 @@ Calls that move money keep their row written before they answer."""
 from __future__ import annotations
 
 import asyncio
+import subprocess
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -72,3 +73,34 @@ async def test_stdio_server_writes_queued_rows_when_its_client_closes(tmp_path: 
         trail = await client.call_tool("get_audit_log", {"limit": 100, "tool_name": "ping"})
     echoes = sorted(int(e["arguments"]["echo"]) for e in trail.structured_content["entries"])
     assert echoes == list(range(25))
+
+
+_SERVE_AND_REPORT = """
+import asyncio, sys
+from nt_mcp.config import Settings
+from nt_mcp.server.app import build_server
+from nt_mcp.tools.services import Services
+
+async def main():
+    services = await Services.start(Settings())
+    build_server(services)
+    await services.close()
+    print("alembic" in sys.modules)
+
+asyncio.run(main())
+"""
+
+
+def test_starting_on_a_current_database_does_not_import_alembic(tmp_path: Path) -> None:
+    env = server_env(tmp_path / "d")
+    for expected in ("True", "False"):  # the first start migrates a new database; the second has nothing to do
+        done = subprocess.run(
+            [sys.executable, "-c", _SERVE_AND_REPORT],
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert done.stdout.strip().splitlines()[-1] == expected

@@ -67,7 +67,7 @@ class Services:
 
         db = Database(settings)
         if settings.auto_migrate:
-            await migrate.upgrade(db)
+            await migrate.ensure_current(db)
         link = RedisLink(settings.redis_url, settings.redis_probe_interval_s) if settings.redis_url else None
         spool = Spool(settings.data_home / "spool")
         writer = DurableWriter(db, spool)
