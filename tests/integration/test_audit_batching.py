@@ -5,6 +5,8 @@ Calls that move money keep their row written before they answer."""
 from __future__ import annotations
 
 import asyncio
+import json
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -104,3 +106,51 @@ def test_starting_on_a_current_database_does_not_import_alembic(tmp_path: Path) 
         )
         assert done.returncode == 0, done.stderr[-2000:]
         assert done.stdout.strip().splitlines()[-1] == expected
+
+
+def _rpc(process: subprocess.Popen[str], message: dict[str, object]) -> dict[str, object] | None:
+    assert process.stdin is not None and process.stdout is not None
+    process.stdin.write(json.dumps(message) + "\n")
+    process.stdin.flush()
+    if "id" not in message:
+        return None
+    answer: dict[str, object] = json.loads(process.stdout.readline())
+    return answer
+
+
+INITIALIZE = {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}
+
+
+def _pings_then_sigterm(tmp_path: Path, env: dict[str, str], calls: int) -> int:
+    """Serve over stdio, make ``calls`` pings, SIGTERM the server; its exit status."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "nt_mcp", "serve"],
+        env=env,
+        cwd=tmp_path,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        _rpc(process, {"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": INITIALIZE})
+        _rpc(process, {"jsonrpc": "2.0", "method": "notifications/initialized"})
+        for i in range(calls):
+            params = {"name": "ping", "arguments": {"echo": str(i)}}
+            answer = _rpc(process, {"jsonrpc": "2.0", "id": i + 1, "method": "tools/call", "params": params})
+            assert answer is not None and "result" in answer
+        process.send_signal(signal.SIGTERM)  # within the 5 s flush interval: the rows are still queued
+        return process.wait(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+
+
+async def test_sigterm_writes_queued_rows_before_the_server_exits(tmp_path: Path) -> None:
+    env = server_env(tmp_path / "d", NT_AUDIT_FLUSH_MS="5000", NT_RATE_LIMIT_PER_MINUTE="10000")
+    assert await asyncio.to_thread(_pings_then_sigterm, tmp_path, env, 15) == 0
+    params = StdioServerParameters(command=sys.executable, args=["-m", "nt_mcp", "serve"], env=env, cwd=str(tmp_path))
+    async with Client(params, read_timeout_seconds=60) as client:
+        trail = await client.call_tool("get_audit_log", {"limit": 100, "tool_name": "ping"})
+    echoes = sorted(int(e["arguments"]["echo"]) for e in trail.structured_content["entries"])
+    assert echoes == list(range(15))
