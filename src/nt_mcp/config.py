@@ -58,6 +58,8 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     cache_default_ttl_s: float = Field(60.0, gt=0)
     rate_limit_per_minute: int = Field(120, ge=1)
+    # audit rows of read-only calls are written in batches this often (0: before every reply)
+    audit_flush_ms: float = Field(50.0, ge=0, le=5000)
 
     # resilience: retries, circuit breakers, the local spool for writes the database missed
     retry_max_attempts: int = Field(3, ge=1, le=10)

@@ -163,6 +163,7 @@ async def fuzz_tool(client: Client, tool: str, calls: list[dict[str, Any]]) -> d
 
 
 async def _audit_count(services: Services, tool: str | None = None) -> int:
+    await services.audit.flush()  # read-only calls' rows are batched off the reply path
     query = sa.select(sa.func.count()).select_from(audit_log)
     if tool is not None:
         query = query.where(audit_log.c.tool == tool)

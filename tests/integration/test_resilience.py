@@ -265,6 +265,7 @@ async def test_postgres_down_spools_audit_rows_and_replays_each_exactly_once(
         db_pool_timeout_s=2,
         spool_replay_interval_s=0.2,
         rate_limit_per_minute=10_000,
+        audit_flush_ms=0,  # one spool file per row; batched rows through an outage: test_durability
     )
     services = await Services.start(settings)
     async with Client(build_server(services)) as client:

@@ -6,10 +6,19 @@ or a lone surrogate in the documented ``nt-escaped:`` form, NaN/Infinity as stri
 4,096 characters shortened with their length and hash, nesting cut at 32 levels). While the database
 is unreachable the row waits in the spool; a row the database refuses anyway is spooled too, and so
 ends in ``dead_letters``: never dropped. Writing the row never fails the tool call it describes.
+
+Rows of read-only calls may be *deferred* (``record(row, deferred=True)``): queued in process memory
+and written in batches off the reply path by a background flusher, at most ``flush_ms`` after the
+first queued row or as soon as ``batch_size`` rows wait. Readers of the trail (`recent`,
+`error_count_since`) flush the queue first, so a caller reading its own trail sees every call it
+made; `close` (server shutdown) flushes what is left. A crash (SIGKILL, power loss) loses at most
+the rows queued in the last ``flush_ms`` milliseconds. Calls that move money are never deferred.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass
 from datetime import datetime
@@ -53,15 +62,20 @@ class AuditRow:
 
 
 class AuditLog:
-    def __init__(self, db: Database, writer: DurableWriter) -> None:
+    def __init__(self, db: Database, writer: DurableWriter, flush_ms: float = 0.0, batch_size: int = 500) -> None:
         self.db = db
         self.writer = writer
+        self.flush_ms = flush_ms  # 0: every row is written before the call answers
+        self.batch_size = batch_size
+        self._queue: list[dict[str, Any]] = []
+        self._wake = asyncio.Event()
+        self._flush_lock = asyncio.Lock()
+        self._flusher: asyncio.Task[None] | None = None
+        self._closed = False
 
-    async def record(self, row: AuditRow) -> bool:
-        """Insert ``row`` (spooled for replay while the database is unreachable).
-
-        Returns False, and logs, only when the row could be neither written nor spooled."""
-        values = {
+    @staticmethod
+    def _values(row: AuditRow) -> dict[str, Any]:
+        return {
             "ts": row.ts,
             "principal": safe_text(row.principal)[:200],
             "tool": safe_text(row.tool)[:64],
@@ -70,16 +84,75 @@ class AuditLog:
             "correlation_id": row.correlation_id[:32],
             "arguments": mask_arguments(storable(row.arguments)) if row.arguments else None,
         }
+
+    async def record(self, row: AuditRow, *, deferred: bool = False) -> bool:
+        """Insert ``row`` (spooled for replay while the database is unreachable); with ``deferred``
+        (read-only calls) queue it for the background flusher instead of writing it now.
+
+        Returns False, and logs, only when the row could be neither written nor spooled."""
+        values = self._values(row)
+        if deferred and self.flush_ms > 0 and not self._closed:
+            self._queue.append(values)
+            self._ensure_flusher()
+            self._wake.set()
+            return True
+        return await self._write_one(values)
+
+    async def _write_one(self, values: dict[str, Any]) -> bool:
         try:
             await self.writer.insert("audit_log", values)
         except Exception:  # refused for its content: spool it, so it lands in dead_letters
-            log.exception("audit row refused; spooled for dead letters", extra={"correlation_id": row.correlation_id})
+            log.exception(
+                "audit row refused; spooled for dead letters", extra={"correlation_id": values["correlation_id"]}
+            )
             try:
                 await self.writer.keep("insert", "audit_log", values)
             except Exception:
-                log.exception("audit row lost", extra={"tool": row.tool, "correlation_id": row.correlation_id})
+                log.exception(
+                    "audit row lost", extra={"tool": values["tool"], "correlation_id": values["correlation_id"]}
+                )
                 return False
         return True
+
+    def _ensure_flusher(self) -> None:
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.get_running_loop().create_task(self._flush_forever())
+
+    async def _flush_forever(self) -> None:
+        """Wait for a queued row, give the batch ``flush_ms`` to fill (or ``batch_size`` rows), write it."""
+        while True:
+            await self._wake.wait()
+            deadline = asyncio.get_running_loop().time() + self.flush_ms / 1000
+            while len(self._queue) < self.batch_size:
+                remaining = deadline - asyncio.get_running_loop().time()
+                if remaining <= 0:
+                    break
+                await asyncio.sleep(min(remaining, 0.005))
+            self._wake.clear()
+            try:
+                await self.flush()
+            except Exception:  # flush() already falls back row by row; never let the flusher die
+                log.exception("audit flush failed")
+
+    async def flush(self) -> None:
+        """Write every queued row now (in batches of ``batch_size``, one transaction each)."""
+        async with self._flush_lock:
+            while self._queue:
+                batch, self._queue = self._queue[: self.batch_size], self._queue[self.batch_size :]
+                try:
+                    await self.writer.insert_many("audit_log", batch)
+                except Exception:  # one row refused for its content: write them one by one
+                    for values in batch:
+                        await self._write_one(values)
+
+    async def close(self) -> None:
+        """Stop the flusher and write what is still queued (server shutdown)."""
+        self._closed = True
+        if self._flusher is not None:
+            self._flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._flusher
+        await self.flush()
 
     @staticmethod
     def recent_query(principal: str, limit: int, tool: str | None = None) -> sa.Select[Any]:
@@ -92,6 +165,7 @@ class AuditLog:
 
     async def recent(self, principal: str, limit: int, tool: str | None = None) -> list[AuditRow]:
         """``principal``'s latest calls, newest first (index ix_audit_log_principal_ts)."""
+        await self.flush()
         async with self.db.connect() as conn:
             rows = (await conn.execute(self.recent_query(principal, limit, tool))).mappings().all()
         return [
@@ -117,5 +191,6 @@ class AuditLog:
 
     async def error_count_since(self, since: datetime) -> int:
         """Failed calls since ``since``, all principals (index ix_audit_log_failures_ts)."""
+        await self.flush()
         async with self.db.connect() as conn:
             return int((await conn.execute(self.error_count_query(since))).scalar_one())

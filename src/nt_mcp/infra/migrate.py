@@ -1,19 +1,20 @@
 """Bring a database to the current schema: Alembic migrations, then (PostgreSQL) the performance indexes.
 
-`nt-mcp db upgrade` calls `upgrade`; `nt-mcp serve` calls it at start when ``NT_AUTO_MIGRATE``
-is on (the default), so a zero-configuration SQLite file is ready on first run.
+`nt-mcp db upgrade` calls `upgrade`; `nt-mcp serve` calls `ensure_current` at start when
+``NT_AUTO_MIGRATE`` is on (the default), so a zero-configuration SQLite file is ready on first run:
+it reads the ``alembic_version`` row and imports and runs Alembic only when the database is behind
+the head revision (read from the migration files' ``revision``/``down_revision`` lines).
 The index file is `sql/indexes/performance_indexes.sql`: idempotent ``CREATE INDEX IF NOT EXISTS``
 statements, each serving a query named in its comment.
 """
 
 from __future__ import annotations
 
+import re
 from importlib import resources
 from pathlib import Path
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
 from sqlalchemy.engine import Connection
 
 from nt_mcp.infra.db import Database
@@ -36,7 +37,26 @@ def index_statements() -> list[str]:
     return [stmt.strip() for stmt in text.split(";") if stmt.strip()]
 
 
+_REVISION_LINE = re.compile(r'^(down_revision|revision)\s*=\s*["\']([^"\']+)["\']', re.MULTILINE)
+
+
+def head_revision() -> str:
+    """The migration chain's head: the one revision no other migration names as its ``down_revision``."""
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for path in (MIGRATIONS_DIR / "versions").glob("*.py"):
+        for kind, value in _REVISION_LINE.findall(path.read_text()):
+            (revisions if kind == "revision" else parents).add(value)
+    heads = revisions - parents
+    if len(heads) != 1:
+        raise RuntimeError(f"the migration chain must have one head, found {sorted(heads)}")
+    return heads.pop()
+
+
 def _alembic_upgrade(connection: Connection, revision: str) -> None:
+    from alembic import command  # imported only when migrating (the handshake does not pay for it)
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     config.attributes["connection"] = connection
@@ -48,6 +68,20 @@ async def upgrade(db: Database, revision: str = "head") -> list[str]:
     applied = [f"alembic upgrade {revision}"]
     async with db.engine.begin() as conn:
         await conn.run_sync(_alembic_upgrade, revision)
+    if db.backend == "postgresql":
+        async with db.engine.begin() as conn:
+            for statement in index_statements():
+                await conn.execute(sa.text(statement))
+                applied.append(statement.split(" ON ")[0])
+    return applied
+
+
+async def ensure_current(db: Database) -> list[str]:
+    """`upgrade` when the database is not at the head revision; on PostgreSQL the (idempotent) index
+    file is applied either way. Returns what was applied."""
+    if await current_revision(db) != head_revision():
+        return await upgrade(db)
+    applied: list[str] = []
     if db.backend == "postgresql":
         async with db.engine.begin() as conn:
             for statement in index_statements():

@@ -3,6 +3,9 @@
 Built on the `limits` library. Storage is process memory by default and Redis when
 ``NT_REDIS_URL`` is set, so replicas on one Redis share one budget. A tool of cost ``c`` uses
 ``c`` units of the ``NT_RATE_LIMIT_PER_MINUTE`` budget per call.
+
+An allowed call costs one storage round trip (the moving window's atomic acquire, a Lua script in
+Redis); only a refused call asks for the window statistics (a second trip) to say when to retry.
 """
 
 from __future__ import annotations
@@ -20,7 +23,6 @@ from nt_mcp.infra.redis_link import RedisLink
 @dataclass(frozen=True)
 class Decision:
     allowed: bool
-    remaining: int
     retry_after_s: float
 
 
@@ -40,10 +42,10 @@ class RateLimiter:
         self.item: RateLimitItem = RateLimitItemPerMinute(per_minute)
 
     async def _hit(self, limiter: MovingWindowRateLimiter, principal: str, tool: str, cost: int) -> Decision:
-        allowed = await limiter.hit(self.item, principal, tool, cost=cost)
+        if await limiter.hit(self.item, principal, tool, cost=cost):
+            return Decision(True, 0.0)
         stats = await limiter.get_window_stats(self.item, principal, tool)
-        retry_after = 0.0 if allowed else max(0.0, stats.reset_time - time.time())
-        return Decision(allowed, stats.remaining, retry_after)
+        return Decision(False, max(0.0, stats.reset_time - time.time()))
 
     async def hit(self, principal: str, tool: str, cost: int = 1) -> Decision:
         """Spend ``cost`` units of ``principal``'s budget for ``tool``; refuse when it is spent."""

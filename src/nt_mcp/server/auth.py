@@ -89,6 +89,19 @@ class JwtVerifier:
         self._key = key
         self._jwks = jwks_client
         self.typ = typ
+        self._verified: dict[str, AccessToken] = {}  # token string -> its verified form, until it expires
+
+    VERIFIED_CACHE_SIZE = 1024
+
+    def _cached(self, token: str) -> AccessToken | None:
+        """A token verified before and not yet past its effective expiry (``exp`` + leeway)."""
+        hit = self._verified.get(token)
+        if hit is None:
+            return None
+        if hit.expires_at is None or hit.expires_at <= time.time():
+            self._verified.pop(token, None)
+            return None
+        return hit
 
     def decode(self, token: str) -> VerifiedToken:
         """Verify ``token`` fully; raise ``jwt.InvalidTokenError`` (or a subclass) when it is not good."""
@@ -124,6 +137,12 @@ class JwtVerifier:
         return VerifiedToken(subject=claims["sub"], scopes=scopes_from_claims(claims), claims=claims)
 
     async def verify_token(self, token: str) -> AccessToken | None:
+        """The token's `AccessToken`, or None when it is not good. A good token is verified once and
+        then served from a bounded cache keyed by the token string until its ``exp`` (plus leeway):
+        a JWT cannot change, and this server has no revocation list, so the answer is the same."""
+        cached = self._cached(token)
+        if cached is not None:
+            return cached
         try:
             if self._jwks is not None:  # PyJWKClient fetches with urllib: keep it off the event loop
                 verified = await anyio.to_thread.run_sync(self.decode, token)
@@ -135,7 +154,7 @@ class JwtVerifier:
             log.info("bearer token rejected", extra={"reason": reason})
             return None
         claims = verified.claims
-        return AccessToken(
+        access = AccessToken(
             token=token,
             client_id=str(claims.get("client_id") or claims.get("azp") or verified.subject),
             scopes=verified.scopes,
@@ -146,6 +165,10 @@ class JwtVerifier:
             subject=verified.subject,
             claims={"iss": claims["iss"]},
         )
+        if len(self._verified) >= self.VERIFIED_CACHE_SIZE:
+            self._verified.pop(next(iter(self._verified)))  # the oldest entry
+        self._verified[token] = access
+        return access
 
 
 def _unstorable(text: str) -> bool:

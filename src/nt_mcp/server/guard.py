@@ -157,7 +157,8 @@ class Guard:
             result, outcome = error_result(internal), internal.code
         if time.perf_counter() - started > HEAVY_CALL_S:  # give the freed heap back (infra.memory)
             await asyncio.to_thread(release_free_memory)
-        await self.record(spec.name, subject, outcome, started, correlation_id, arguments)
+        deferred = bool(spec.annotations.read_only_hint)  # money-moving calls keep synchronous rows
+        await self.record(spec.name, subject, outcome, started, correlation_id, arguments, deferred=deferred)
         return result
 
     def _record_soon(self, *record: Any) -> None:
@@ -197,7 +198,11 @@ class Guard:
         started: float,
         correlation_id: str,
         arguments: dict[str, Any],
+        *,
+        deferred: bool = False,
     ) -> None:
+        """Metrics, a log line and the audit row of one call; ``deferred`` (read-only tools) queues
+        the row for the batched writer (`AuditLog.record`) instead of writing it before the reply."""
         elapsed = time.perf_counter() - started
         TOOL_CALLS.labels(tool, outcome).inc()
         TOOL_LATENCY.labels(tool, outcome).observe(elapsed)
@@ -220,5 +225,6 @@ class Guard:
                 duration_ms=round(elapsed * 1000, 3),
                 correlation_id=correlation_id,
                 arguments=arguments,  # the audit log stores them in a form every backend takes
-            )
+            ),
+            deferred=deferred,
         )

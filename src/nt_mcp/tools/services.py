@@ -67,7 +67,7 @@ class Services:
 
         db = Database(settings)
         if settings.auto_migrate:
-            await migrate.upgrade(db)
+            await migrate.ensure_current(db)
         link = RedisLink(settings.redis_url, settings.redis_probe_interval_s) if settings.redis_url else None
         spool = Spool(settings.data_home / "spool")
         writer = DurableWriter(db, spool)
@@ -102,7 +102,7 @@ class Services:
             spool=spool,
             writer=writer,
             replayer=Replayer(db, spool, settings.spool_max_attempts),
-            audit=AuditLog(db, writer),
+            audit=AuditLog(db, writer, flush_ms=settings.audit_flush_ms),
             market_data=market_data,
             broker=broker,
             orders=router,
@@ -145,6 +145,8 @@ class Services:
         return reasons
 
     async def close(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.audit.close()  # queued audit rows of read-only calls (spooled if the database is down)
         for task in self._background:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
