@@ -85,3 +85,75 @@ async def test_jobs_are_visible_and_cancellable_only_by_their_principal(db: Data
     assert not await store.heartbeat("b1", "w", LEASE)  # the worker learns it must stop
     assert await store.finish("b1", "w", CANCELLED)
     assert (await store.get("bob", "b1")).state == CANCELLED  # type: ignore[union-attr]
+
+
+async def _wait_terminal(store: JobStore, principal: str, job_id: str, timeout_s: float = 20.0):
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        job = await store.get(principal, job_id)
+        assert job is not None
+        if job.state in (SUCCEEDED, FAILED, CANCELLED):
+            return job
+        assert asyncio.get_running_loop().time() < deadline, f"job still {job.state}"
+        await asyncio.sleep(0.05)
+
+
+async def test_runner_runs_jobs_reports_progress_and_cancels(db: Database) -> None:
+    from nt_mcp.services.jobs import JobCancelled, JobKind, JobRunner, eta_seconds
+
+    release = asyncio.Event()
+
+    async def square_sum(arguments, report, should_stop):  # type: ignore[no-untyped-def]
+        n = int(arguments["n"])
+        total = 0
+        for i in range(n):
+            if should_stop():
+                raise JobCancelled()
+            total += i * i
+            await report(i + 1, n, f"{i + 1}/{n}")
+            if arguments.get("wait"):
+                await release.wait()
+        return {"sum": total}
+
+    store = JobStore(db)
+    runner = JobRunner(store, {"square_sum": JobKind("square_sum", square_sum, idempotent=True)}, poll_s=0.05)
+    await runner.start()
+    try:
+        job = await runner.submit(job_id=None, principal="alice", kind="square_sum", arguments={"n": 50})
+        done = await _wait_terminal(store, "alice", job.id)
+        assert done.state == SUCCEEDED and done.result == {"sum": sum(i * i for i in range(50))}
+        assert eta_seconds(done) == 0.0
+
+        slow = await runner.submit(job_id=None, principal="alice", kind="square_sum", arguments={"n": 4, "wait": True})
+        for _ in range(400):
+            current = await store.get("alice", slow.id)
+            if current is not None and current.progress > 0.0:
+                break
+            await asyncio.sleep(0.05)
+        assert current is not None and current.state == RUNNING and current.progress == 0.25
+        assert eta_seconds(current) is not None
+        await store.cancel("alice", slow.id)
+        release.set()
+        cancelled = await _wait_terminal(store, "alice", slow.id)
+        assert cancelled.state == CANCELLED and cancelled.result is None
+    finally:
+        await runner.stop()
+
+
+async def test_runner_start_requeues_a_job_left_running_by_a_dead_process(db: Database) -> None:
+    from nt_mcp.services.jobs import JobKind, JobRunner
+
+    store = JobStore(db)
+    await _new(store, "left", idempotent=True, attempts=3)
+    assert await store.claim("dead-process", timedelta(seconds=-1)) is not None
+
+    async def answer(arguments, report, should_stop):  # type: ignore[no-untyped-def]
+        return {"symbol": arguments["symbol"]}
+
+    runner = JobRunner(store, {"optimize_strategy": JobKind("optimize_strategy", answer, idempotent=True)}, poll_s=0.05)
+    await runner.start()
+    try:
+        done = await _wait_terminal(store, "alice", "left")
+        assert done.state == SUCCEEDED and done.result == {"symbol": "SPY"} and done.attempts == 2
+    finally:
+        await runner.stop()
