@@ -103,7 +103,8 @@ async def test_runner_runs_jobs_reports_progress_and_cancels(db: Database) -> No
 
     release = asyncio.Event()
 
-    async def square_sum(arguments, report, should_stop):  # type: ignore[no-untyped-def]
+    async def square_sum(job, report, should_stop):  # type: ignore[no-untyped-def]
+        arguments = job.arguments
         n = int(arguments["n"])
         total = 0
         for i in range(n):
@@ -147,8 +148,8 @@ async def test_runner_start_requeues_a_job_left_running_by_a_dead_process(db: Da
     await _new(store, "left", idempotent=True, attempts=3)
     assert await store.claim("dead-process", timedelta(seconds=-1)) is not None
 
-    async def answer(arguments, report, should_stop):  # type: ignore[no-untyped-def]
-        return {"symbol": arguments["symbol"]}
+    async def answer(job, report, should_stop):  # type: ignore[no-untyped-def]
+        return {"symbol": job.arguments["symbol"]}
 
     runner = JobRunner(store, {"optimize_strategy": JobKind("optimize_strategy", answer, idempotent=True)}, poll_s=0.05)
     await runner.start()

@@ -1,7 +1,7 @@
 """Running stored jobs: a worker loop per process that claims queued jobs, runs them off the event loop,
 renews their lease while they run, and stores the outcome.
 
-A *kind* names the work (e.g. ``optimize_strategy``) and maps to a `JobKind`: an async ``run(arguments,
+A *kind* names the work (e.g. ``optimize_strategy``) and maps to a `JobKind`: an async ``run(job,
 report, should_stop)`` returning the result as a JSON-able dict (the same output model as the foreground
 tool), and whether the work is idempotent (then a job whose worker died is requeued, up to
 ``max_attempts``; otherwise it is failed with the reason). ``report(done, total, message)`` records
@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 
 Report = Callable[[int, int, str], Awaitable[None]]
 StopCheck = Callable[[], bool]
-RunJob = Callable[[dict[str, Any], Report, StopCheck], Awaitable[dict[str, Any]]]
+RunJob = Callable[[StoredJob, Report, StopCheck], Coroutine[Any, Any, dict[str, Any]]]
 
 
 class JobCancelled(Exception):
@@ -144,8 +144,20 @@ class JobRunner:
                     stop.set()
 
         keeper = asyncio.create_task(keep_lease())
+        work: asyncio.Task[dict[str, Any]] = asyncio.create_task(self.kinds[job.kind].run(job, report, stop.is_set))
+
+        async def cancel_on_stop() -> None:
+            await stop.wait()
+            work.cancel()
+
+        watcher = asyncio.create_task(cancel_on_stop())
         try:
-            result = await self.kinds[job.kind].run(job.arguments, report, stop.is_set)
+            try:
+                result = await work
+            except asyncio.CancelledError:
+                if not work.cancelled():
+                    raise
+                raise JobCancelled() from None
         except JobCancelled:
             await self.store.finish(job.id, self.worker_id, CANCELLED, error="cancelled by its caller")
         except asyncio.CancelledError:
@@ -161,7 +173,8 @@ class JobRunner:
             else:
                 await self.store.finish(job.id, self.worker_id, SUCCEEDED, result=result)
         finally:
-            stop.set()
-            keeper.cancel()
-            with contextlib.suppress(BaseException):
-                await keeper
+            for helper in (keeper, watcher, work):
+                helper.cancel()
+            for helper in (keeper, watcher, work):
+                with contextlib.suppress(BaseException):
+                    await helper
