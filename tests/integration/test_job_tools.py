@@ -103,3 +103,17 @@ async def test_cancel_a_queued_job(stack: Services) -> None:
         cancelled = await client.call_tool("cancel_job", {"job_id": job_id})
         assert (cancelled.structured_content or {})["state"] == "cancelled"
         assert (await _until_done(client, job_id))["state"] == "cancelled"
+
+
+async def test_a_job_started_through_one_replica_is_read_through_another(
+    stack: Services, storage_settings: Settings, tmp_path: Path
+) -> None:
+    other = await Services.start(storage_settings.model_copy(update={"data_dir": tmp_path / "market"}))
+    try:
+        async with _client(stack) as replica_a, _client(other) as replica_b:
+            started = await replica_a.call_tool("start_job", {"kind": "optimize_strategy", "arguments": SWEEP})
+            job_id = (started.structured_content or {})["job_id"]
+            done = await _until_done(replica_b, job_id)
+    finally:
+        await other.close()
+    assert done["state"] == "succeeded" and done["result"]["symbol"] == "GOOG"
