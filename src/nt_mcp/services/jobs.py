@@ -113,8 +113,8 @@ class JobRunner:
             await self._slots.acquire()
             try:
                 job = await self.store.claim(self.worker_id, self.lease, frozenset(self.kinds))
-            except Exception:
-                log.exception("claiming a job failed")
+            except Exception as error:  # storage down: keep polling, the jobs wait in the table
+                log.warning("claiming a job failed", extra={"error": type(error).__name__})
                 job = None
             if job is None:
                 self._slots.release()
@@ -124,10 +124,18 @@ class JobRunner:
                 with contextlib.suppress(Exception):
                     await self.store.reap_expired()
                 continue
-            task = asyncio.create_task(self._execute(job))
+            task = asyncio.create_task(self._execute_logged(job))
             self._running.add(task)
             task.add_done_callback(self._running.discard)
             task.add_done_callback(lambda _: self._slots.release())
+
+    async def _execute_logged(self, job: StoredJob) -> None:
+        """Run ``job``; when its outcome cannot be stored (storage down), its lease expires and the
+        reaper requeues or fails it."""
+        try:
+            await self._execute(job)
+        except Exception as error:
+            log.warning("storing a job's outcome failed", extra={"job_id": job.id, "error": type(error).__name__})
 
     async def _execute(self, job: StoredJob) -> None:
         stop = asyncio.Event()
