@@ -337,3 +337,28 @@ forecasts = sa.Table(
     sa.Column("path", JSONType, nullable=False),
     sa.Column("created_at", Timestamp, nullable=False),
 )
+
+# revision 0009: long work stored as jobs (see nt_mcp.infra.jobs)
+jobs = sa.Table(
+    "jobs",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("principal", sa.String(200), nullable=False),
+    sa.Column("kind", sa.String(64), nullable=False),
+    sa.Column("arguments", JSONType, nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("progress", sa.Float, nullable=False, server_default="0"),
+    sa.Column("message", sa.Text),
+    sa.Column("result", JSONType),
+    sa.Column("error", sa.Text),
+    sa.Column("idempotent", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("max_attempts", sa.Integer, nullable=False, server_default="1"),
+    sa.Column("cancel_requested", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("lease_owner", sa.String(64)),
+    sa.Column("lease_expires_at", Timestamp),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("started_at", Timestamp),
+    sa.Column("finished_at", Timestamp),
+    sa.Column("updated_at", Timestamp, nullable=False),
+)

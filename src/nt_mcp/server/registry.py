@@ -23,6 +23,7 @@ from nt_mcp.server.guard import Guard
 from nt_mcp.tools import (
     backtesting,
     forecasting,
+    jobs,
     odds,
     optimization,
     portfolio,
@@ -41,6 +42,7 @@ TOOLSETS: dict[str, list[ToolSpec]] = {
     "odds": odds.TOOLS,  # sports odds, arbitrage, Kelly, margins (The Odds API or saved files)
     "prediction": prediction.TOOLS,  # Polymarket and Kalshi markets, EV, the paper ledger
     "analytics": [*forecasting.TOOLS, *risk.TOOLS, *portfolio.TOOLS],  # forecaster, risk, portfolio
+    "jobs": jobs.TOOLS,  # start_job, get_job, cancel_job, list_jobs: long work in the background
 }
 _CONTEXT_PARAM = "mcp_request_context"
 

@@ -19,12 +19,14 @@ from nt_mcp.infra.backtests import BacktestStore
 from nt_mcp.infra.cache import Cache, build_cache
 from nt_mcp.infra.db import Database, Health
 from nt_mcp.infra.forecasts import ForecastStore
+from nt_mcp.infra.jobs import JobStore
 from nt_mcp.infra.ratelimit import RateLimiter
 from nt_mcp.infra.redis_link import RedisLink
 from nt_mcp.infra.resilience import Upstreams
 from nt_mcp.infra.spool import DurableWriter, Replayer, Spool
 from nt_mcp.services.cpu_work import CpuWork
 from nt_mcp.services.forecasting import ForecastingService
+from nt_mcp.services.jobs import JobRunner
 from nt_mcp.services.odds import OddsService
 from nt_mcp.services.order_router import OrderRouter
 from nt_mcp.services.prediction_ledger import PredictionLedger, PredictionLimits
@@ -54,6 +56,7 @@ class Services:
     prediction: PredictionLedger
     cpu: CpuWork
     forecasting: ForecastingService
+    jobs: JobRunner
     version: str = __version__
     started_monotonic: float = field(default_factory=time.monotonic)
     _background: list[asyncio.Task[None]] = field(default_factory=list)
@@ -114,7 +117,12 @@ class Services:
             prediction=PredictionLedger(db, venues, prediction_limits, settings.mode),
             cpu=cpu,
             forecasting=ForecastingService(ForecastStore(db), market_hub, cpu, settings),
+            jobs=JobRunner(JobStore(db), {}, concurrency=settings.analytics_max_concurrent),
         )
+        from nt_mcp.tools.jobs import build_job_kinds
+
+        services.jobs.kinds.update(build_job_kinds(services))
+        await services.jobs.start()
         services._background.append(
             asyncio.create_task(services.replayer.run_forever(settings.spool_replay_interval_s))
         )
@@ -145,6 +153,7 @@ class Services:
         return reasons
 
     async def close(self) -> None:
+        await self.jobs.stop()
         with contextlib.suppress(Exception):
             await self.audit.close()  # queued audit rows of read-only calls (spooled if the database is down)
         for task in self._background:
