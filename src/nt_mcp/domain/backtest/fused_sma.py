@@ -98,6 +98,17 @@ def _block_range(x, start, stop):  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True)
+def _kahan_through(x, start, stop, fast, slow, sf, cf, ss, cs):  # type: ignore[no-untyped-def]
+    """The compensated window sums of `sma_crossover_signal` (the same `_kahan_add` calls) moved on from
+    bar ``start`` through bar ``stop``."""
+    for j in range(start, stop + 1):
+        v = x[j]
+        sf, cf = _kahan_add(sf, cf, v - (x[j - fast] if j >= fast else 0.0))
+        ss, cs = _kahan_add(ss, cs, v - (x[j - slow] if j >= slow else 0.0))
+    return sf, cf, ss, cs
+
+
+@njit(cache=True)
 def sma_crossover_backtest(  # type: ignore[no-untyped-def]
     open_,
     close,
@@ -117,13 +128,13 @@ def sma_crossover_backtest(  # type: ignore[no-untyped-def]
     signals,
 ):
     """The SMA crossover of ``close`` (``fast < slow`` bars; ``down_value`` -1 to reverse to short, 0 to go
-    flat) simulated as `kernel._simulate_without_exits` simulates its signals, writing ``equity``. ``signals``
-is empty, or an array of one NaN per bar that receives the signal bars (as `sma_crossover_signal` writes
-them: the tests compare the two).
+    flat) simulated as `kernel._simulate_without_exits` simulates its signals, writing ``equity``.
+    ``signals`` is empty, or one NaN per bar to receive the signal bars (as `sma_crossover_signal` writes
+    them: the tests compare the two).
 
-    Returns ``(trades, n_trades, n_cancelled, warmup, path, kahan_bars)``: the trade records, the
-    warm-up `sma_crossover_signal` returns, what `metrics._equity_path` returns for ``equity``, and how many bars the
-    exact (Kahan) sums had to be run over to settle near ties (0 on most series)."""
+    Returns ``(trades, n_trades, n_cancelled, warmup, path, kahan_bars)``: the trade records, the warm-up
+    `sma_crossover_signal` returns, what `metrics._equity_path` returns for ``equity``, and over how many
+    bars the exact (Kahan) sums had to run to settle near ties (0 on most series)."""
     n = close.shape[0]
     trades = np.empty((max(n - slow, 0) + 2, N_TRADE_COLS), dtype=np.float64)  # one trade per signal at most
     warmup = max(fast - 1 if fast - 1 < n else n - 1, slow - 1 if slow - 1 < n else n - 1)
@@ -166,6 +177,7 @@ them: the tests compare the two).
     long_bars = 0
     long_ns = ts_ns[0] - ts_ns[0]
     found = False
+    ruined = -1
     for i in range(n):
         if pending:
             pending = False
@@ -222,10 +234,7 @@ them: the tests compare the two).
                 now = -1.0
             else:
                 kahan_bars += i + 1 - kahan_at
-                for j in range(kahan_at, i + 1):
-                    x = close[j]
-                    kf, kcf = _kahan_add(kf, kcf, x - (close[j - fast] if j >= fast else 0.0))
-                    ks, kcs = _kahan_add(ks, kcs, x - (close[j - slow] if j >= slow else 0.0))
+                kf, kcf, ks, kcs = _kahan_through(close, kahan_at, i, fast, slow, kf, kcf, ks, kcs)
                 kahan_at = i + 1
                 exact_f = kf / fast
                 exact_s = ks / slow
@@ -243,23 +252,28 @@ them: the tests compare the two).
             rel = now
         eq = cash + pos * (v - entry_price)
         if eq <= 0.0:
-            if pos != 0.0:
-                comm = c_fixed + abs(pos) * v * c_pct
-                _write(trades, k, entry_bar, i, entry_price, v, pos, entry_comm + comm, EXIT_RUIN)
-                k += 1
-            equity[i:] = 0.0
-            for t in range(i, n):
-                if not (top > 0.0 and bound_e <= 0.0 and t < last):
-                    top, deepest, q_min, bound_e, any_nan, mark, long_bars, long_ns, found = path_step(
-                        t, 0.0, last, ts_ns, top, deepest, q_min, bound_e, any_nan, mark, long_bars, long_ns, found
-                    )
-            path = (top, np.nan if any_nan else deepest, long_bars, long_ns, found)
-            return trades[:k], k, cancelled, warmup, path, kahan_bars
+            ruined = i
+            break
         equity[i] = eq
         if not (eq < top and eq >= bound_e) and i < last:
             top, deepest, q_min, bound_e, any_nan, mark, long_bars, long_ns, found = path_step(
                 i, eq, last, ts_ns, top, deepest, q_min, bound_e, any_nan, mark, long_bars, long_ns, found
             )
+    if ruined >= 0:
+        i = ruined
+        if pos != 0.0:
+            v = close[i]
+            comm = c_fixed + abs(pos) * v * c_pct
+            _write(trades, k, entry_bar, i, entry_price, v, pos, entry_comm + comm, EXIT_RUIN)
+            k += 1
+        equity[i:] = 0.0
+        for t in range(i, n):
+            if not (top > 0.0 and bound_e <= 0.0 and t < last):
+                top, deepest, q_min, bound_e, any_nan, mark, long_bars, long_ns, found = path_step(
+                    t, 0.0, last, ts_ns, top, deepest, q_min, bound_e, any_nan, mark, long_bars, long_ns, found
+                )
+        path = (top, np.nan if any_nan else deepest, long_bars, long_ns, found)
+        return trades[:k], k, cancelled, warmup, path, kahan_bars
     if pos != 0.0:
         if close_at_end:
             px = close[last] * (1.0 - direction * slippage)

@@ -97,7 +97,8 @@ def _day_period_ends(ts_ns, weekly):  # type: ignore[no-untyped-def]
     strictly increase (`Bars` checks it), so each day's bars are one run, whose end is found by a galloping
     search (`_first_at_or_after`): a few reads per day, not one per bar."""
     n = ts_ns.shape[0]
-    ends = np.empty(n, dtype=np.int64)
+    days = (ts_ns[n - 1] // 86_400_000_000_000) - (ts_ns[0] // 86_400_000_000_000) + 1
+    ends = np.empty(min(n, days), dtype=np.int64)  # one end per calendar day at most
     k = 0
     weekend = 0
     prev = 0
