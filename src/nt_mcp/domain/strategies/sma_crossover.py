@@ -6,8 +6,6 @@ import numpy as np
 
 from nt_mcp.domain.bars import Bars
 from nt_mcp.domain.errors import DomainValueError
-from nt_mcp.domain.jit import compiled
-from nt_mcp.domain.strategies.indicators import sma_crossover_signal
 from nt_mcp.domain.strategies.spec import Param, Params, StrategySignals, StrategySpec
 
 
@@ -17,6 +15,10 @@ def _check(p: Params) -> None:
 
 
 def _compute(bars: Bars, p: Params) -> StrategySignals:
+    # the compiled indicators (numba) load on the first computation, not with the strategy registry
+    from nt_mcp.domain.jit import compiled
+    from nt_mcp.domain.strategies.indicators import sma_crossover_signal
+
     out = np.empty(len(bars))
     warmup = compiled(sma_crossover_signal)(bars.close, p["fast"], p["slow"], -1.0 if p["allow_short"] else 0.0, out)
     return StrategySignals(out, int(warmup))
