@@ -30,20 +30,11 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
 
-from nt_mcp.domain.backtest import BacktestConfig, Metrics
-from nt_mcp.domain.backtest.sweep import (
-    MAX_CHUNK_BYTES,
-    MAX_CHUNK_WORK,
-    SMA_CACHE_BYTES,
-    SmaCache,
-    chunk_bytes,
-    plan_sweep,
-    sweep_pairs,
-)
+from nt_mcp.domain.backtest import BacktestConfig
 from nt_mcp.domain.bars import Bars
 from nt_mcp.domain.errors import DomainValueError
 from nt_mcp.domain.strategies import StrategySpec
@@ -79,6 +70,10 @@ from nt_mcp.tools.backtesting import (
 )
 from nt_mcp.tools.costs import bars_in_range, estimated_bars
 from nt_mcp.tools.registry import ToolContext, tool
+
+if TYPE_CHECKING:  # the compiled sweep and metrics (numba) load on the first optimisation, not with the tool list
+    from nt_mcp.domain.backtest.metrics import Metrics
+    from nt_mcp.domain.backtest.sweep import SmaCache
 
 MAX_COMBINATIONS = 2000
 # Peak bytes per bar of an optimisation besides the sweep chunk: the loaded bars with their
@@ -251,6 +246,8 @@ def _sweep_chunk(
     stopped: threading.Event,
     cache: SmaCache,
 ) -> dict[tuple[int, int], Metrics]:
+    from nt_mcp.domain.backtest.sweep import sweep_pairs
+
     try:
         result = sweep_pairs(bars, pairs, cfg, allow_short=allow_short, cache=cache)
         return {(int(f), int(s)): m for f, s, m in zip(result.fast, result.slow, result.metrics, strict=True)}
@@ -261,6 +258,8 @@ def _sweep_chunk(
 
 def _check_budget(ctx: ToolContext, bars: int, combinations: int, top_n: int, train_fraction: float) -> None:
     """Refuse, before any work, an optimisation over the work or memory budget (see the module)."""
+    from nt_mcp.domain.backtest.sweep import MAX_CHUNK_BYTES, SMA_CACHE_BYTES, chunk_bytes
+
     settings = ctx.services.settings
     train = max(1, int(bars * train_fraction))
     work = train * combinations + (bars - train) * min(top_n, combinations)
@@ -308,6 +307,8 @@ async def _evaluate_chunks(
     cfg: BacktestConfig,
     stopped: threading.Event,
 ) -> tuple[list[Metrics], str]:
+    from nt_mcp.domain.backtest.sweep import MAX_CHUNK_WORK, SmaCache, plan_sweep
+
     total = len(combos)
     await ctx.report_progress(0, total, f"0/{total} parameter sets backtested on the training bars")
     if spec.name == "sma_crossover" and all(c["slow"] < len(train) for c in combos):

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from nt_mcp.domain.backtest import BacktestConfig, BacktestResult, run_backtest
 from nt_mcp.domain.bars import Bars
 from nt_mcp.domain.errors import DomainValueError
 from nt_mcp.domain.strategies import (
@@ -17,6 +16,10 @@ from nt_mcp.domain.strategies import (
     sma_crossover,
 )
 from nt_mcp.domain.strategies.spec import Param, StrategySignals, StrategySpec
+
+if TYPE_CHECKING:  # the engine (numba) loads on the first backtest, not with the registry
+    from nt_mcp.domain.backtest.config import BacktestConfig
+    from nt_mcp.domain.backtest.engine import BacktestResult
 
 STRATEGIES: dict[str, StrategySpec] = {
     spec.name: spec
@@ -45,6 +48,9 @@ def run_strategy(
 ) -> BacktestResult:
     """Validate ``params``, compute the strategy's signals and backtest them on ``bars``. A strategy with
     a fused pass (`StrategySpec.fused_backtest`) runs it when the config sets no protective exit."""
+    from nt_mcp.domain.backtest.config import BacktestConfig
+    from nt_mcp.domain.backtest.engine import run_backtest
+
     spec = get_strategy(name)
     cfg = config or BacktestConfig()
     if spec.fused_backtest is not None and not cfg.has_exits:
