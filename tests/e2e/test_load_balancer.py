@@ -22,12 +22,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import csv
-import io
 import os
 import shutil
 import signal
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -35,16 +32,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from mcp import Client
 
-from tests.cli import server_env
 from tests.http_support import SECRET, http_settings, make_token, mcp_transport
+from tests.lb_support import Replica, haproxy, served, start_replica, stop, wait_ready, wait_status
 from tests.results import error_of
 from tests.servers import free_port
 
-CONFIG = Path(__file__).resolve().parents[2] / "deploy" / "haproxy.cfg"
 RATE_BUDGET = 45  # NT_RATE_LIMIT_PER_MINUTE of both replicas: units per principal and tool per minute
 SCOPES = "read backtest trade"
 
@@ -61,67 +56,6 @@ def haproxy_binary() -> str:
 
 
 @dataclass
-class Replica:
-    name: str
-    port: int
-    process: subprocess.Popen[bytes]
-    log: Path
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-
-def _start_replica(name: str, tmp_path: Path, env: dict[str, str]) -> Replica:
-    port = free_port()
-    log = tmp_path / f"{name}.log"
-    with log.open("wb") as sink:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "nt_mcp", "serve", "--transport", "http", "--port", str(port)],
-            env=server_env(tmp_path / name, **env),
-            cwd=tmp_path,
-            stdout=subprocess.DEVNULL,
-            stderr=sink,
-        )
-    return Replica(name, port, process, log)
-
-
-def _wait_ready(replica: Replica, timeout_s: float = 60) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if replica.process.poll() is not None:
-            raise RuntimeError(f"{replica.name} exited with {replica.process.returncode}: {replica.log.read_text()}")
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"{replica.url}/health/ready", timeout=1).status_code == 200:
-                return
-        time.sleep(0.1)
-    raise RuntimeError(f"{replica.name} did not become ready: {replica.log.read_text()}")
-
-
-def server_stats(stats_url: str) -> dict[str, dict[str, str]]:
-    """HAProxy's CSV statistics of the nt_mcp backend's servers, by server name."""
-    text = httpx.get(stats_url, timeout=5).text.lstrip("# ")
-    return {
-        row["svname"]: row
-        for row in csv.DictReader(io.StringIO(text))
-        if row["pxname"] == "nt_mcp" and row["svname"] not in ("FRONTEND", "BACKEND")
-    }
-
-
-def served(stats_url: str) -> dict[str, int]:
-    return {name: int(row["stot"]) for name, row in server_stats(stats_url).items()}
-
-
-def _wait_status(stats_url: str, server: str, status: str, timeout_s: float = 20) -> float:
-    started = time.monotonic()
-    while time.monotonic() - started < timeout_s:
-        if server_stats(stats_url)[server]["status"].startswith(status):
-            return time.monotonic() - started
-        time.sleep(0.1)
-    raise AssertionError(f"HAProxy did not mark {server} {status}: {server_stats(stats_url)[server]}")
-
-
-@dataclass
 class Stack:
     lb_url: str
     stats_url: str
@@ -135,7 +69,7 @@ class Stack:
 @contextlib.contextmanager
 def balanced_stack(tmp_path: Path, pg_url: str, redis_url: str) -> Iterator[Stack]:
     binary = haproxy_binary()
-    lb_port, stats_port = free_port(), free_port()
+    lb_port = free_port()
     lb_url = f"http://127.0.0.1:{lb_port}"
     env = {
         "NT_DATABASE_URL": pg_url,
@@ -144,47 +78,25 @@ def balanced_stack(tmp_path: Path, pg_url: str, redis_url: str) -> Iterator[Stac
         "NT_PUBLIC_URL": lb_url,  # the tokens' audience: the balanced URL, whichever replica answers
         "NT_HTTP_STATELESS": "true",
         "NT_RATE_LIMIT_PER_MINUTE": str(RATE_BUDGET),
-        "NT_HTTP_RATE_LIMIT": "100000/minute",  # every request reaches the replicas from HAProxy's address
+        "NT_HTTP_RATE_LIMIT": "100000/minute",  # per client address; on loopback client and HAProxy are one
+        "NT_FORWARDED_ALLOW_IPS": "127.0.0.1",  # the client address from HAProxy's X-Forwarded-For
         "NT_SHUTDOWN_GRACE_S": "10",
     }
-    replicas = [_start_replica(name, tmp_path, env) for name in ("replica1", "replica2")]  # at once
-    haproxy: subprocess.Popen[bytes] | None = None
+    replicas = [start_replica(name, tmp_path, env) for name in ("replica1", "replica2")]  # at once
     try:
         for replica in replicas:
-            _wait_ready(replica)
-        lb_env = os.environ | {
-            "NT_LB_BIND": f"127.0.0.1:{lb_port}",
-            "NT_LB_STATS_BIND": f"127.0.0.1:{stats_port}",
-            "NT_REPLICA_1": f"127.0.0.1:{replicas[0].port}",
-            "NT_REPLICA_2": f"127.0.0.1:{replicas[1].port}",
-        }
-        check = subprocess.run([binary, "-c", "-f", str(CONFIG)], env=lb_env, capture_output=True, text=True)
-        assert check.returncode == 0, check.stdout + check.stderr
-        with (tmp_path / "haproxy.log").open("wb") as sink:
-            haproxy = subprocess.Popen([binary, "-db", "-f", str(CONFIG)], env=lb_env, stdout=sink, stderr=sink)
-        stats_url = f"http://127.0.0.1:{stats_port}/stats;csv"
-        deadline = time.monotonic() + 20
-        while True:
-            with contextlib.suppress(httpx.HTTPError):
-                if all(row["status"] == "UP" for row in server_stats(stats_url).values()):
-                    break
-            if time.monotonic() > deadline or haproxy.poll() is not None:
-                raise RuntimeError(f"HAProxy did not see both replicas UP: {(tmp_path / 'haproxy.log').read_text()}")
-            time.sleep(0.1)
-        settings = http_settings(tmp_path, public_url=lb_url)
+            wait_ready(replica)
+        first, second = (r.address for r in replicas)
+        with haproxy(binary, first, second, tmp_path / "haproxy.log", lb_port) as balancer:
+            settings = http_settings(tmp_path, public_url=lb_url)
 
-        def token_for(subject: str) -> str:
-            return make_token(settings, sub=subject, scope=SCOPES)
+            def token_for(subject: str) -> str:
+                return make_token(settings, sub=subject, scope=SCOPES)
 
-        yield Stack(lb_url, stats_url, replicas, token_for)
+            yield Stack(balancer.url, balancer.stats_url, replicas, token_for)
     finally:
-        if haproxy is not None:
-            haproxy.terminate()
-            haproxy.wait(timeout=10)
         for replica in replicas:
-            if replica.process.poll() is None:
-                replica.process.kill()
-                replica.process.wait()
+            stop(replica.process)
 
 
 def _ok(result: Any) -> dict[str, Any]:
@@ -305,7 +217,7 @@ async def test_two_replicas_behind_haproxy(tmp_path: Path, pg_url: str, redis_ur
             for i in range(20):
                 result = await client.call_tool("ping", {"echo": f"after-{i}"})
                 assert not result.is_error, (i, result.content)
-            down_after = _wait_status(stack.stats_url, "replica1", "DOWN")
+            down_after = wait_status(stack.stats_url, "replica1", "DOWN")
             after = served(stack.stats_url)
             report.append(
                 f"SIGTERM replica1: 20 next calls ok, served {dict((n, after[n] - before[n]) for n in after)}; "
