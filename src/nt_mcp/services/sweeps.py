@@ -10,12 +10,14 @@ returns their results in task order, calling ``on_done(done, total)`` after each
   running one frees its memory when it ends. How many sweeps run at once in this process is bounded by
   the callers (the job runner's ``NT_ANALYTICS_MAX_CONCURRENT``, the guard's deadline).
 - `DaskSweeps` (``NT_DASK_SCHEDULER=tcp://host:8786``): every task is submitted at once to a
-  ``dask.distributed`` cluster (``pure=False``; each symbol's bars are scattered once and shared by its
-  tasks), gathered as they complete. A worker that dies mid-task has its tasks rescheduled by the Dask
-  scheduler on the others (a task that kills ``distributed.scheduler.allowed-failures`` + 1 workers fails
-  with ``KilledWorker``, named in the job's error). On first connection a worker plugin compiles the
-  kernels once per worker process (`warm_kernels_plugin`); numba's on-disk cache makes later workers on the same
-  machine load them instead. Cancelling the call cancels its futures.
+  ``dask.distributed`` cluster (``pure=False``) and gathered as it completes. Each symbol's bars are
+  scattered once and replicated to every worker (``broadcast``: scattered data cannot be recomputed,
+  so losing the only worker holding it would fail the sweep). A worker that dies mid-task has its
+  tasks rescheduled by the Dask scheduler on the others (a task that kills
+  ``distributed.scheduler.allowed-failures`` + 1 workers fails with ``KilledWorker``, named in the
+  job's error). On first connection a worker plugin (`warm_kernels_plugin`) compiles the kernels once
+  per worker process; numba's on-disk cache makes later workers on the same machine load them instead.
+  Cancelling the call cancels its futures.
 
 The same task functions run in both, on the same numbers, so a sweep gives identical results on the
 cluster and in-process (tests/integration/test_dask_cluster.py).
@@ -136,7 +138,7 @@ class DaskSweeps:
             for arg in args:
                 if _is_bars(arg):
                     if id(arg) not in shared:
-                        shared[id(arg)] = await client.scatter(arg, hash=False)
+                        shared[id(arg)] = await client.scatter(arg, hash=False, broadcast=True)
                     sent.append(shared[id(arg)])
                 else:
                     sent.append(arg)
