@@ -136,7 +136,6 @@ def test_the_warm_up_compiles_what_the_tools_call() -> None:
     dispatchers = [
         kernel.simulate,
         fused_sma.sma_crossover_backtest,
-        fused_sma.crossover_events,
         sweep._sweep,
         indicators._rolling_mean_std,
         indicators.wilder_mean,
