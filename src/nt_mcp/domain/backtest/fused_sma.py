@@ -109,35 +109,15 @@ def _kahan_through(x, start, stop, fast, slow, sf, cf, ss, cs):  # type: ignore[
 
 
 @njit(cache=True)
-def sma_crossover_backtest(  # type: ignore[no-untyped-def]
-    open_,
-    close,
-    ts_ns,
-    fast,
-    slow,
-    down_value,
-    cash,
-    sizing,
-    size,
-    whole_units,
-    c_pct,
-    c_fixed,
-    slippage,
-    close_at_end,
-    equity,
-    signals,
-):
-    """The SMA crossover of ``close`` (``fast < slow`` bars; ``down_value`` -1 to reverse to short, 0 to go
-    flat) simulated as `kernel._simulate_without_exits` simulates its signals, writing ``equity``.
-    ``signals`` is empty, or one NaN per bar to receive the signal bars (as `sma_crossover_signal` writes
-    them: the tests compare the two).
-
-    Returns ``(trades, n_trades, n_cancelled, warmup, path, kahan_bars)``: the trade records, the warm-up
-    `sma_crossover_signal` returns, what `metrics._equity_path` returns for ``equity``, and over how many
-    bars the exact (Kahan) sums had to run to settle near ties (0 on most series)."""
+def crossover_events(close, fast, slow, down_value, signals):  # type: ignore[no-untyped-def]
+    """The bars where `sma_crossover_signal` signals, and their signals (+1 up, ``down_value`` down), in
+    one pass of plain sums (see the module docstring). ``signals``: empty, or one NaN per bar to receive
+    them. Returns ``(bars, values, count, kahan_bars)``."""
     n = close.shape[0]
-    trades = np.empty((max(n - slow, 0) + 2, N_TRADE_COLS), dtype=np.float64)  # one trade per signal at most
-    warmup = max(fast - 1 if fast - 1 < n else n - 1, slow - 1 if slow - 1 < n else n - 1)
+    ev_bar = np.empty(max(n - slow, 0) + 1, dtype=np.int64)  # one signal a bar at most, from bar slow on
+    ev_val = np.empty(max(n - slow, 0) + 1, dtype=np.float64)
+    count = 0
+    record = signals.shape[0] == n
     rf = 1.0 / fast
     rs = 1.0 / slow
     block_bars = max(BLOCK_BARS, 8 * slow)
@@ -147,62 +127,14 @@ def sma_crossover_backtest(  # type: ignore[no-untyped-def]
     as_ = 0.0
     bound = 0.0  # the current block's B
     next_block = 0
-    # the exact sums, run lazily: bars [0, kahan_at) are in them
-    kf = 0.0
+    kf = 0.0  # the exact sums, run lazily: bars [0, kahan_at) are in them
     kcf = 0.0
     ks = 0.0
     kcs = 0.0
     kahan_at = 0
     kahan_bars = 0
     rel = 0.0  # sign(mean_f - mean_s) at the previous bar: +1.0, -1.0, or 0.0 (a tie, or undefined)
-    pending = False  # the previous bar signalled ``target``
-    record = signals.shape[0] == n
-    target = 0.0
-    # simulation state, as in _simulate_without_exits
-    k = 0
-    cancelled = 0
-    pos = 0.0
-    direction = 0.0
-    entry_price = 0.0
-    entry_bar = 0
-    entry_comm = 0.0
-    last = n - 1
-    # equity path state, as in metrics._equity_path (top is set by bar 0)
-    top = np.inf
-    deepest = -np.inf
-    q_min = np.inf
-    bound_e = np.inf
-    any_nan = False
-    mark = -1
-    long_bars = 0
-    long_ns = ts_ns[0] - ts_ns[0]
-    found = False
-    ruined = -1
     for i in range(n):
-        if pending:
-            pending = False
-            if target != direction:
-                if pos != 0.0:
-                    px = open_[i] * (1.0 - direction * slippage)
-                    comm = c_fixed + abs(pos) * px * c_pct
-                    cash += pos * (px - entry_price) - comm
-                    _write(trades, k, entry_bar, i, entry_price, px, pos, entry_comm + comm, EXIT_SIGNAL)
-                    k += 1
-                    pos = 0.0
-                    direction = 0.0
-                if target != 0.0:
-                    px = open_[i] * (1.0 + target * slippage)
-                    units = _entry_units(cash, px, sizing, size, whole_units, c_pct, c_fixed)
-                    if units > 0.0:
-                        pos = target * units
-                        direction = target
-                        entry_price = px
-                        entry_bar = i
-                        entry_comm = c_fixed + units * px * c_pct
-                        cash -= entry_comm
-                    else:
-                        cancelled += 1
-        # this bar's signal (executed at the next open)
         v = close[i]
         if i == next_block:
             stop = min(i + block_bars, n)
@@ -239,18 +171,96 @@ def sma_crossover_backtest(  # type: ignore[no-untyped-def]
                 exact_f = kf / fast
                 exact_s = ks / slow
                 now = 1.0 if exact_f > exact_s else (-1.0 if exact_f < exact_s else 0.0)
-            if rel == -1.0 and now == 1.0 and i >= slow:
-                pending = True
-                target = 1.0
+            if i >= slow and ((rel == -1.0 and now == 1.0) or (rel == 1.0 and now == -1.0)):
+                ev_bar[count] = i
+                ev_val[count] = 1.0 if now == 1.0 else down_value
                 if record:
-                    signals[i] = 1.0
-            elif rel == 1.0 and now == -1.0 and i >= slow:
-                pending = True
-                target = down_value
-                if record:
-                    signals[i] = down_value
+                    signals[i] = ev_val[count]
+                count += 1
             rel = now
-        eq = cash + pos * (v - entry_price)
+    return ev_bar, ev_val, count, kahan_bars
+
+
+@njit(cache=True)
+def sma_crossover_backtest(  # type: ignore[no-untyped-def]
+    open_,
+    close,
+    ts_ns,
+    fast,
+    slow,
+    down_value,
+    cash,
+    sizing,
+    size,
+    whole_units,
+    c_pct,
+    c_fixed,
+    slippage,
+    close_at_end,
+    equity,
+    signals,
+):
+    """The SMA crossover of ``close`` (``fast < slow`` bars; ``down_value`` -1 to reverse to short, 0 to go
+    flat) simulated as `kernel._simulate_without_exits` simulates its signals, writing ``equity``.
+    ``signals`` is empty, or one NaN per bar to receive the signal bars (as `sma_crossover_signal` writes
+    them: the tests compare the two). Two tight loops: `crossover_events` lists the signal bars, then the
+    simulation runs from event to event, tracking the equity path (`metrics.path_step`) as it goes.
+
+    Returns ``(trades, n_trades, n_cancelled, warmup, path, kahan_bars)``: the trade records, the warm-up
+    `sma_crossover_signal` returns, what `metrics._equity_path` returns for ``equity``, and over how many
+    bars the exact (Kahan) sums had to run to settle near ties (0 on most series)."""
+    n = close.shape[0]
+    warmup = max(fast - 1 if fast - 1 < n else n - 1, slow - 1 if slow - 1 < n else n - 1)
+    ev_bar, ev_val, n_ev, kahan_bars = crossover_events(close, fast, slow, down_value, signals)
+    trades = np.empty((n_ev + 1, N_TRADE_COLS), dtype=np.float64)  # a trade opens on a signal
+    k = 0
+    cancelled = 0
+    pos = 0.0
+    direction = 0.0
+    entry_price = 0.0
+    entry_bar = 0
+    entry_comm = 0.0
+    last = n - 1
+    # equity path state, as in metrics._equity_path (top is set by bar 0)
+    top = np.inf
+    deepest = -np.inf
+    q_min = np.inf
+    bound_e = np.inf
+    any_nan = False
+    mark = -1
+    long_bars = 0
+    long_ns = ts_ns[0] - ts_ns[0]
+    found = False
+    ruined = -1
+    e = 0
+    next_exec = ev_bar[0] + 1 if n_ev > 0 else n
+    for i in range(n):
+        if i == next_exec:
+            target = ev_val[e]
+            e += 1
+            next_exec = ev_bar[e] + 1 if e < n_ev else n
+            if target != direction:
+                if pos != 0.0:
+                    px = open_[i] * (1.0 - direction * slippage)
+                    comm = c_fixed + abs(pos) * px * c_pct
+                    cash += pos * (px - entry_price) - comm
+                    _write(trades, k, entry_bar, i, entry_price, px, pos, entry_comm + comm, EXIT_SIGNAL)
+                    k += 1
+                    pos = 0.0
+                    direction = 0.0
+                if target != 0.0:
+                    px = open_[i] * (1.0 + target * slippage)
+                    units = _entry_units(cash, px, sizing, size, whole_units, c_pct, c_fixed)
+                    if units > 0.0:
+                        pos = target * units
+                        direction = target
+                        entry_price = px
+                        entry_bar = i
+                        entry_comm = c_fixed + units * px * c_pct
+                        cash -= entry_comm
+                    else:
+                        cancelled += 1
+        eq = cash + pos * (close[i] - entry_price)
         if eq <= 0.0:
             ruined = i
             break
