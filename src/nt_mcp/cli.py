@@ -84,7 +84,7 @@ async def _serve_stdio(settings: Settings) -> None:
         loop.add_signal_handler(sig, stop.set)
     try:
         server = build_server(services, local_operator=True)  # stdio: the local operator
-        start_kernel_warm_up()  # now, not earlier: compiling beside the imports slowed both (benchmarks)
+        server.start_when_used(start_kernel_warm_up)  # after the handshake: beside it, it slowed it (benchmarks)
         log.info(
             "serving",
             extra={

@@ -20,8 +20,10 @@ This is the one module that touches the SDK's MCPServer internals:
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import pydantic
@@ -94,10 +96,17 @@ def lean_schema(node: Any) -> Any:
     return lean
 
 
+# After the first tools/list, the deferred start (`NtMCPServer.start_when_used`) waits this long, so the
+# reply is written before a background start competes with it for the interpreter.
+AFTER_LISTING_S = 0.05
+
+
 class NtMCPServer(MCPServer[Any]):
     def __init__(self, guard: Guard, specs: list[ToolSpec]) -> None:
         super().__init__(name="nt-mcp", version=__version__, instructions=INSTRUCTIONS)
         self.guard = guard
+        self._when_used: Callable[[], None] | None = None
+        self._listed_once = False
         self.specs = {spec.name: spec for spec in specs}
         for spec in specs:
             self.add_tool(
@@ -141,8 +150,23 @@ class NtMCPServer(MCPServer[Any]):
         spec = self.specs.get(tool)
         return spec is not None and scope_error(spec, principal) is None
 
+    def start_when_used(self, start: Callable[[], None]) -> None:
+        """Call ``start`` (idempotent, quick) once the handshake is over: ``AFTER_LISTING_S`` after the
+        first tools/list answered, or before the first tool call runs, whichever comes first. The kernel
+        warm-up starts so: not beside the handshake, which it slowed, and always before a call that may
+        need a kernel (small calls then run the kernels' Python twins instead of waiting for the compiler)."""
+        self._when_used = start
+
+    def _used(self) -> None:
+        if self._when_used is not None:
+            self._when_used()
+
     # -- tools ------------------------------------------------------------------------------------
     async def list_tools(self) -> list[MCPTool]:
+        if not self._listed_once:
+            self._listed_once = True
+            if self._when_used is not None:
+                asyncio.get_running_loop().call_later(AFTER_LISTING_S, self._used)
         if self._listing is None:
             self._listing = {
                 tool.name: tool.model_copy(
@@ -161,6 +185,7 @@ class NtMCPServer(MCPServer[Any]):
     async def call_tool(
         self, name: str, arguments: dict[str, Any], context: Context[Any, Any] | None = None
     ) -> CallToolResult | InputRequiredResult:
+        self._used()
         spec = self.specs.get(name)
         if spec is None:
             return await self.guard.unknown_tool(name, arguments)

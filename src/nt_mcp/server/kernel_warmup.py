@@ -1,10 +1,11 @@
-"""Compile the backtest kernels in a background thread as the server starts serving.
+"""Compile the backtest kernels in a background thread once the server is in use.
 
-Started once the server is built, just before it answers its first message: the handshake then
-overlaps the warm-up. Started earlier (before the imports), it slowed the imports, the handshake and the
-first answers alike (`benchmarks/bench_cold_start.py`: handshake 2.2 s instead of 1.5 s). Until the
-kernels are ready, small kernel calls run their pure-Python twins (`nt_mcp.domain.jit`), so the first
-answers after an install do not wait for the compiler.
+Over stdio it starts when the handshake is over (`NtMCPServer.start_when_used`: just after the first
+tools/list, or before the first tool call); over HTTP as the server starts. Started before the imports,
+it slowed the imports, the handshake and the first answers alike (`benchmarks/bench_cold_start.py`:
+handshake 2.2 s instead of 1.5 s); started beside the handshake, it slowed the handshake
+(`benchmarks/bench_handshake.py`). Until the kernels are ready, small kernel calls run their
+pure-Python twins (`nt_mcp.domain.jit`), so the first answers after an install do not wait for the compiler.
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ def _warm_up() -> None:
 def start_kernel_warm_up() -> None:
     """Start the warm-up thread (once per process; later calls do nothing)."""
     global _thread
+    if _thread is not None:  # the usual case, once per tool call: no lock
+        return
     with _lock:
         if _thread is None:
             _thread = threading.Thread(target=_warm_up, name="nt-mcp-kernel-warm-up", daemon=True)

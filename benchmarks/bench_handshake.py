@@ -1,0 +1,185 @@
+"""The handshake: spawn -> initialize -> tools/list, nt-mcp vs the mcp SDK's bare ``MCPServer``.
+
+Each round spawns, in turn, the bare server (`bare_ping_server.py`), ``nt-mcp serve`` on SQLite and
+``nt-mcp serve`` on PostgreSQL + Redis (throwaway servers started like the tests', unless
+``--pg-url``/``--redis-url`` are given), each over stdio through the real mcp ``Client``, and times
+two figures: until tools/list has answered ("listed"), and until the process has exited after the
+client closed stdin ("closed", what `bench_guard.py`'s handshake row times). Databases are migrated
+before the first round (a server on a current schema skips Alembic). Medians of interleaved rounds;
+ratios nt-mcp / bare (lower is better).
+
+``--baseline-src DIR`` (repeatable) adds ``nt-mcp serve`` run from another checkout's ``src`` (e.g. the commit
+before a change: ``git archive REV src sql | tar -x -C /tmp/base``) to the same rounds.
+``--importtime`` prints, for one extra SQLite handshake under ``python -X importtime``, the
+top-level imports by cumulative time (the imports done before tools/list answered).
+
+Run: ``python benchmarks/bench_handshake.py --rounds 7``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from mcp import Client, StdioServerParameters
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.cli import server_env  # noqa: E402
+
+BARE = str(Path(__file__).resolve().parent / "bare_ping_server.py")
+
+
+def params(nt: bool, data: Path, extra: dict[str, str], src: Path | None = None) -> StdioServerParameters:
+    env = server_env(data, **extra)
+    if src is not None:
+        env["PYTHONPATH"] = str(src)
+    args = ["-m", "nt_mcp", "serve"] if nt else [BARE]
+    return StdioServerParameters(command=sys.executable, args=args, env=env)
+
+
+async def handshake(server: StdioServerParameters) -> tuple[float, float]:
+    """Seconds from spawn until tools/list answered, and until the process exited."""
+    started = time.perf_counter()
+    async with Client(server, read_timeout_seconds=120) as client:
+        tools = await client.list_tools()
+        listed = time.perf_counter() - started
+    assert tools.tools, "no tools listed"
+    return listed, time.perf_counter() - started
+
+
+def migrate(data: Path, extra: dict[str, str], src: Path | None = None) -> None:
+    env = server_env(data, **extra) | ({"PYTHONPATH": str(src)} if src is not None else {})
+    done = subprocess.run(
+        [sys.executable, "-m", "nt_mcp", "db", "upgrade"], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+
+
+def top_imports(data: Path, count: int = 15) -> list[tuple[float, str]]:
+    """The top-level imports of one SQLite handshake by cumulative seconds (python -X importtime)."""
+    env = server_env(data) | {"PYTHONPROFILEIMPORTTIME": "1"}
+    log = data / "importtime.txt"  # a file, not a pipe: ~100 kB of lines would fill a pipe nobody reads yet
+    with log.open("w") as stderr:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "nt_mcp", "serve"],
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+        )
+    assert proc.stdin is not None and proc.stdout is not None
+    init = (
+        '{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18",'
+        '"capabilities":{},"clientInfo":{"name":"bench","version":"1"}}}\n'
+    )
+    proc.stdin.write(init)
+    proc.stdin.flush()
+    proc.stdout.readline()
+    proc.stdin.write('{"jsonrpc":"2.0","method":"notifications/initialized"}\n')
+    proc.stdin.write('{"jsonrpc":"2.0","id":2,"method":"tools/list"}\n')
+    proc.stdin.flush()
+    proc.stdout.readline()
+    proc.kill()  # the imports made after tools/list (the kernel warm-up's) are not the handshake's
+    proc.communicate(timeout=30)
+    rows: list[tuple[float, str]] = []
+    for line in log.read_text().splitlines():
+        if not line.startswith("import time:") or "self [us]" in line:
+            continue
+        _, cumulative, name = line[len("import time:") :].split("|")
+        if not name.startswith("  "):  # top level: one space before the name
+            rows.append((int(cumulative) / 1e6, name.strip()))
+    return sorted(rows, reverse=True)[:count]
+
+
+async def interleave(rounds: int, runs: dict[str, Callable[[], Awaitable[tuple[float, float]]]]) -> dict[str, Any]:
+    samples: dict[str, list[tuple[float, float]]] = {name: [] for name in runs}
+    for _ in range(rounds):
+        for name, run in runs.items():
+            samples[name].append(await run())
+    return {
+        name: (statistics.median(s[0] for s in values), statistics.median(s[1] for s in values))
+        for name, values in samples.items()
+    }
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--pg-url", help="PostgreSQL URL of a database to use (else a throwaway server is started)")
+    parser.add_argument("--redis-url", help="Redis URL (else a throwaway server is started)")
+    parser.add_argument("--skip-pg", action="store_true")
+    parser.add_argument(
+        "--baseline-src",
+        type=Path,
+        action="append",
+        default=[],
+        help="also run nt-mcp from this checkout's src (repeatable)",
+    )
+    parser.add_argument("--importtime", action="store_true", help="print the top imports of one SQLite handshake")
+    args = parser.parse_args()
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench-handshake-"))
+    started: list[Any] = []
+    pg_url, redis_url = args.pg_url, args.redis_url
+    if not args.skip_pg and (pg_url is None or redis_url is None):
+        from tests.servers import PostgresServer, RedisServer
+
+        if pg_url is None:
+            pg = PostgresServer.start()
+            started.append(pg)
+            pg_url = pg.admin_url
+        if redis_url is None:
+            rs = RedisServer.start()
+            started.append(rs)
+            redis_url = rs.url
+    try:
+        stacks: dict[str, dict[str, str]] = {"SQLite": {}}
+        if not args.skip_pg:
+            stacks["PostgreSQL + Redis"] = {"NT_DATABASE_URL": pg_url, "NT_REDIS_URL": redis_url}
+        runs: dict[str, Callable[[], Awaitable[tuple[float, float]]]] = {
+            "bare": lambda: handshake(params(False, tmp / "bare", {}))
+        }
+        for label, extra in stacks.items():
+            data = tmp / label.split()[0]
+            migrate(data, extra)
+            runs[f"nt {label}"] = lambda data=data, extra=extra: handshake(params(True, data, extra))  # type: ignore[misc]
+            for number, baseline in enumerate(args.baseline_src, 1):
+                src = baseline.resolve()
+                base = tmp / f"base{number}-{label.split()[0]}"
+                migrate(base, extra, src)
+                runs[f"{src.parent.name} {label}"] = lambda base=base, extra=extra, src=src: handshake(  # type: ignore[misc]
+                    params(True, base, extra, src)
+                )
+        medians = await interleave(args.rounds, runs)
+        imports = top_imports(tmp / "SQLite") if args.importtime else []
+    finally:
+        for server in started:
+            server.stop()
+
+    load = os.getloadavg()
+    print(f"rounds={args.rounds} (medians of interleaved rounds); load average {' '.join(f'{x:.2f}' for x in load)}")
+    print("| server | listed (s) | closed (s) | listed / bare | closed / bare |")
+    print("|---|---:|---:|---:|---:|")
+    bare_listed, bare_closed = medians["bare"]
+    for name, (listed, closed) in medians.items():
+        print(f"| {name} | {listed:.3f} | {closed:.3f} | {listed / bare_listed:.2f}x | {closed / bare_closed:.2f}x |")
+    if imports:
+        print("\ntop-level imports of one nt-mcp SQLite handshake (python -X importtime, cumulative s):")
+        for seconds, name in imports:
+            print(f"  {seconds:6.3f}  {name}")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
