@@ -7,12 +7,29 @@ Money and quantities are ``NUMERIC`` (Decimal in Python); timestamps are timezon
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import JSONB
 
 metadata = sa.MetaData()
 
-JSONType = sa.JSON().with_variant(JSONB(), "postgresql")
+
+class _JSON(sa.types.TypeDecorator[Any]):
+    """JSON; ``JSONB`` on PostgreSQL. The PostgreSQL dialect is imported when a PostgreSQL engine first
+    uses the type, so a server on SQLite never loads it."""
+
+    impl = sa.JSON
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: sa.Dialect) -> sa.types.TypeEngine[Any]:
+        if dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import JSONB
+
+            return dialect.type_descriptor(JSONB())
+        return dialect.type_descriptor(sa.JSON())
+
+
+JSONType = _JSON()
 Money = sa.Numeric(28, 10)
 Timestamp = sa.DateTime(timezone=True)
 

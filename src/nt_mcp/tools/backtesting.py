@@ -15,7 +15,7 @@ import time
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -24,9 +24,7 @@ from pydantic import BaseModel, Field
 
 from nt_mcp.adapters.data import synthetic
 from nt_mcp.adapters.data.market import MarketData, domain_error
-from nt_mcp.domain.backtest import BacktestConfig, BacktestResult, Metrics
-from nt_mcp.domain.backtest import run_backtest as run_backtest_engine
-from nt_mcp.domain.backtest.engine import Trade
+from nt_mcp.domain.backtest import BacktestConfig
 from nt_mcp.domain.bars import Bars
 from nt_mcp.domain.errors import DomainValueError
 from nt_mcp.domain.strategies import STRATEGIES, StrategySpec, get_strategy, run_strategy
@@ -36,6 +34,10 @@ from nt_mcp.tools.arguments import DATETIME_HELP, OptionalUtcDateTime
 from nt_mcp.tools.charts import equity_curve_png
 from nt_mcp.tools.costs import backtest_cost
 from nt_mcp.tools.registry import ToolContext, ToolReply, tool
+
+if TYPE_CHECKING:  # the compiled engine and metrics (numba) load on the first backtest, not with the tool list
+    from nt_mcp.domain.backtest.engine import BacktestResult, Trade
+    from nt_mcp.domain.backtest.metrics import Metrics
 
 MAX_BARS = 5_000_000
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -446,11 +448,11 @@ def _run_with_warmup(
     bars: Bars, spec: StrategySpec, params: dict[str, Any], cfg: BacktestConfig
 ) -> tuple[BacktestResult, int]:
     """Exactly `run_strategy`, also returning the warm-up bar."""
+    from nt_mcp.domain.backtest.engine import run_backtest
+
     try:
         out = spec.run(bars, params)
-        result = run_backtest_engine(
-            bars, out.signals, cfg, stop_distance=out.stop_distance, first_trading_bar=out.warmup
-        )
+        result = run_backtest(bars, out.signals, cfg, stop_distance=out.stop_distance, first_trading_bar=out.warmup)
     except DomainValueError as error:
         raise domain_error(error) from None
     return result, out.warmup

@@ -48,6 +48,7 @@ class ToolContext:
     correlation_id: str
     mcp: Context[Any, Any] | None = None
     client_log: ClientLog | None = None
+    in_job: bool = False  # true when a stored job runs the handler (budgets for jobs apply)
 
     async def log(self, level: LogLevel, message: str) -> None:
         """Send an MCP log notification (``notifications/message``) to the client, when it asked for

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from nt_mcp.domain.backtest import BacktestConfig, BacktestResult, run_backtest
 from nt_mcp.domain.bars import Bars
 from nt_mcp.domain.errors import DomainValueError
 from nt_mcp.domain.strategies import (
@@ -17,6 +16,10 @@ from nt_mcp.domain.strategies import (
     sma_crossover,
 )
 from nt_mcp.domain.strategies.spec import Param, StrategySignals, StrategySpec
+
+if TYPE_CHECKING:  # the engine (numba) loads on the first backtest, not with the registry
+    from nt_mcp.domain.backtest.config import BacktestConfig
+    from nt_mcp.domain.backtest.engine import BacktestResult
 
 STRATEGIES: dict[str, StrategySpec] = {
     spec.name: spec
@@ -43,9 +46,17 @@ def get_strategy(name: str) -> StrategySpec:
 def run_strategy(
     bars: Bars, name: str, params: Mapping[str, Any] | None = None, config: BacktestConfig | None = None
 ) -> BacktestResult:
-    """Validate ``params``, compute the strategy's signals and backtest them on ``bars``."""
-    out = get_strategy(name).run(bars, params)
-    return run_backtest(bars, out.signals, config, stop_distance=out.stop_distance, first_trading_bar=out.warmup)
+    """Validate ``params``, compute the strategy's signals and backtest them on ``bars``. A strategy with
+    a fused pass (`StrategySpec.fused_backtest`) runs it when the config sets no protective exit."""
+    from nt_mcp.domain.backtest.config import BacktestConfig
+    from nt_mcp.domain.backtest.engine import run_backtest
+
+    spec = get_strategy(name)
+    cfg = config or BacktestConfig()
+    if spec.fused_backtest is not None and not cfg.has_exits:
+        return spec.fused_backtest(bars, spec.validate(params), cfg)
+    out = spec.run(bars, params)
+    return run_backtest(bars, out.signals, cfg, stop_distance=out.stop_distance, first_trading_bar=out.warmup)
 
 
 __all__ = ["STRATEGIES", "Param", "StrategySignals", "StrategySpec", "get_strategy", "run_strategy"]

@@ -5,12 +5,14 @@ from __future__ import annotations
 import numpy as np
 
 from nt_mcp.domain.bars import Bars
-from nt_mcp.domain.jit import compiled
-from nt_mcp.domain.strategies.indicators import atr, rolling_max_min
 from nt_mcp.domain.strategies.spec import Param, Params, StrategySignals, StrategySpec, warmup_of
 
 
 def _compute(bars: Bars, p: Params) -> StrategySignals:
+    # the compiled indicators (numba) load on the first computation, not with the strategy registry
+    from nt_mcp.domain.jit import compiled
+    from nt_mcp.domain.strategies.indicators import atr, rolling_max_min
+
     upper, lower = compiled(rolling_max_min)(bars.high, bars.low, p["channel"])
     out = np.full(len(bars), np.nan)
     out[bars.close > upper] = 1.0

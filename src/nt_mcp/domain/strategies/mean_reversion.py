@@ -6,7 +6,6 @@ import numpy as np
 
 from nt_mcp.domain.bars import Bars
 from nt_mcp.domain.errors import DomainValueError
-from nt_mcp.domain.strategies.indicators import rolling_zscore
 from nt_mcp.domain.strategies.spec import Param, Params, StrategySignals, StrategySpec, warmup_of
 
 
@@ -16,6 +15,9 @@ def _check(p: Params) -> None:
 
 
 def _compute(bars: Bars, p: Params) -> StrategySignals:
+    # the compiled indicators (numba) load on the first computation, not with the strategy registry
+    from nt_mcp.domain.strategies.indicators import rolling_zscore
+
     z = rolling_zscore(bars.close, p["window"])
     out = np.full(len(bars), np.nan)
     out[np.abs(z) <= p["exit"]] = 0.0

@@ -5,11 +5,13 @@ from __future__ import annotations
 import numpy as np
 
 from nt_mcp.domain.bars import Bars
-from nt_mcp.domain.strategies.indicators import rate_of_change
 from nt_mcp.domain.strategies.spec import Param, Params, StrategySignals, StrategySpec, warmup_of
 
 
 def _compute(bars: Bars, p: Params) -> StrategySignals:
+    # the compiled indicators (numba) load on the first computation, not with the strategy registry
+    from nt_mcp.domain.strategies.indicators import rate_of_change
+
     roc = rate_of_change(bars.close, p["lookback"])
     out = np.full(len(bars), np.nan)
     out[roc > p["threshold"]] = 1.0
