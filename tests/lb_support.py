@@ -8,6 +8,7 @@ import contextlib
 import csv
 import io
 import os
+import ssl
 import subprocess
 import sys
 import time
@@ -29,10 +30,11 @@ class Replica:
     port: int
     process: subprocess.Popen[bytes]
     log: Path
+    scheme: str = "http"
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{self.scheme}://127.0.0.1:{self.port}"
 
     @property
     def address(self) -> str:
@@ -40,7 +42,8 @@ class Replica:
 
 
 def start_replica(name: str, workdir: Path, env: dict[str, str]) -> Replica:
-    """`nt-mcp serve --transport http` on a free port, its own NT_DATA_HOME, stderr in ``<name>.log``."""
+    """`nt-mcp serve --transport http` on a free port, its own NT_DATA_HOME, stderr in ``<name>.log``;
+    HTTPS when ``env`` names a certificate (NT_TLS_CERT_FILE)."""
     port = free_port()
     log = workdir / f"{name}.log"
     with log.open("wb") as sink:
@@ -51,17 +54,17 @@ def start_replica(name: str, workdir: Path, env: dict[str, str]) -> Replica:
             stdout=subprocess.DEVNULL,
             stderr=sink,
         )
-    return Replica(name, port, process, log)
+    return Replica(name, port, process, log, "https" if env.get("NT_TLS_CERT_FILE") else "http")
 
 
-def wait_ready(replica: Replica, timeout_s: float = 60) -> None:
+def wait_ready(replica: Replica, timeout_s: float = 60, verify: ssl.SSLContext | bool = True) -> None:
     """Until the replica's /health/ready answers 200 (RuntimeError with its log if it exits or never does)."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if replica.process.poll() is not None:
             raise RuntimeError(f"{replica.name} exited with {replica.process.returncode}: {replica.log.read_text()}")
         with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"{replica.url}/health/ready", timeout=1).status_code == 200:
+            if httpx.get(f"{replica.url}/health/ready", timeout=1, verify=verify).status_code == 200:
                 return
         time.sleep(0.1)
     raise RuntimeError(f"{replica.name} did not become ready: {replica.log.read_text()}")
@@ -110,17 +113,26 @@ def served(stats_url: str) -> dict[str, int]:
 
 
 @contextlib.contextmanager
-def haproxy(binary: str, first: str, second: str, log: Path, lb_port: int | None = None) -> Iterator[Balancer]:
+def haproxy(
+    binary: str,
+    first: str,
+    second: str,
+    log: Path,
+    lb_port: int | None = None,
+    tls: dict[str, str] | None = None,
+) -> Iterator[Balancer]:
     """deploy/haproxy.cfg in the foreground on ``lb_port`` (default: a free one) over the replicas at
-    ``first`` and ``second`` (host:port), once both are UP; stopped when the block ends."""
+    ``first`` and ``second`` (host:port), once both are UP; stopped when the block ends. ``tls``:
+    NT_LB_TLS_PEM (HTTPS for clients) and NT_REPLICA_CA (HTTPS to the replicas)."""
     lb_port, stats_port = lb_port or free_port(), free_port()
-    env = haproxy_env(lb_port, stats_port, first, second)
+    env = haproxy_env(lb_port, stats_port, first, second) | (tls or {})
     check = check_config(binary, env)
     if check.returncode != 0:
         raise RuntimeError(f"haproxy -c refused deploy/haproxy.cfg: {check.stdout}{check.stderr}")
     with log.open("wb") as sink:
         process = subprocess.Popen([binary, "-db", "-f", str(CONFIG)], env=env, stdout=sink, stderr=sink)
-    balancer = Balancer(f"http://127.0.0.1:{lb_port}", f"http://127.0.0.1:{stats_port}/stats;csv", process)
+    scheme = "https" if tls and "NT_LB_TLS_PEM" in tls else "http"
+    balancer = Balancer(f"{scheme}://127.0.0.1:{lb_port}", f"http://127.0.0.1:{stats_port}/stats;csv", process)
     try:
         deadline = time.monotonic() + 20
         while True:

@@ -1,6 +1,7 @@
 """Two `nt-mcp serve --transport http` replicas in stateless mode behind a real HAProxy (Debian's
 package), on one PostgreSQL and one Redis, all on loopback; a real MCP client talks through the
-balancer with JWT bearer tokens. HAProxy runs `deploy/haproxy.cfg` itself (addresses from the
+balancer with JWT bearer tokens, over HTTPS end to end (client -> HAProxy -> replica, each hop
+verified against the test's self-signed certificate). HAProxy runs `deploy/haproxy.cfg` itself (addresses from the
 environment), so the example config is the tested one.
 
 What a user of the balanced service would notice, each asserted:
@@ -25,6 +26,7 @@ import contextlib
 import os
 import shutil
 import signal
+import ssl
 import sys
 import time
 from collections.abc import Iterator
@@ -35,6 +37,7 @@ from typing import Any
 import pytest
 from mcp import Client
 
+from nt_mcp.server.certs import write_dev_pair
 from tests.http_support import SECRET, http_settings, make_token, mcp_transport
 from tests.lb_support import Replica, haproxy, served, start_replica, stop, wait_ready, wait_status
 from tests.results import error_of
@@ -61,17 +64,25 @@ class Stack:
     stats_url: str
     replicas: list[Replica]
     token_for: Any
+    trust: ssl.SSLContext
 
     def client(self, subject: str, base_url: str | None = None) -> Client:
-        return Client(mcp_transport(f"{base_url or self.lb_url}/mcp", self.token_for(subject)), read_timeout_seconds=60)
+        url = f"{base_url or self.lb_url}/mcp"
+        return Client(mcp_transport(url, self.token_for(subject), verify=self.trust), read_timeout_seconds=60)
 
 
 @contextlib.contextmanager
 def balanced_stack(tmp_path: Path, pg_url: str, redis_url: str) -> Iterator[Stack]:
     binary = haproxy_binary()
     lb_port = free_port()
-    lb_url = f"http://127.0.0.1:{lb_port}"
+    lb_url = f"https://127.0.0.1:{lb_port}"
+    cert, key = write_dev_pair(tmp_path / "certs")  # self-signed for 127.0.0.1: clients and HAProxy trust it
+    pem = tmp_path / "certs" / "haproxy.pem"  # HAProxy wants the certificate and its key in one file
+    pem.write_bytes(cert.read_bytes() + key.read_bytes())
+    trust = ssl.create_default_context(cafile=str(cert))
     env = {
+        "NT_TLS_CERT_FILE": str(cert),
+        "NT_TLS_KEY_FILE": str(key),
         "NT_DATABASE_URL": pg_url,
         "NT_REDIS_URL": redis_url,
         "NT_JWT_SECRET": SECRET,
@@ -85,15 +96,16 @@ def balanced_stack(tmp_path: Path, pg_url: str, redis_url: str) -> Iterator[Stac
     replicas = [start_replica(name, tmp_path, env) for name in ("replica1", "replica2")]  # at once
     try:
         for replica in replicas:
-            wait_ready(replica)
+            wait_ready(replica, verify=trust)
         first, second = (r.address for r in replicas)
-        with haproxy(binary, first, second, tmp_path / "haproxy.log", lb_port) as balancer:
+        tls = {"NT_LB_TLS_PEM": str(pem), "NT_REPLICA_CA": str(cert)}
+        with haproxy(binary, first, second, tmp_path / "haproxy.log", lb_port, tls) as balancer:
             settings = http_settings(tmp_path, public_url=lb_url)
 
             def token_for(subject: str) -> str:
                 return make_token(settings, sub=subject, scope=SCOPES)
 
-            yield Stack(balancer.url, balancer.stats_url, replicas, token_for)
+            yield Stack(balancer.url, balancer.stats_url, replicas, token_for, trust)
     finally:
         for replica in replicas:
             stop(replica.process)
