@@ -110,3 +110,20 @@ async def test_a_job_survives_a_worker_killed_mid_sweep(
             assert _comparable(body["result"]) == _comparable(in_process)
     finally:
         await services.close()
+
+
+async def test_an_unreachable_scheduler_is_a_clear_error(tmp_path: Path) -> None:
+    from nt_mcp.services.sweeps import DaskSweeps
+    from tests.dask_cluster import free_port
+    from tests.results import error_of
+
+    address = f"tcp://127.0.0.1:{free_port()}"  # nothing listens there
+    services = await Services.start(make_settings(tmp_path, dask_scheduler=address))
+    services.sweeps = DaskSweeps(address, connect_timeout_s=1.0)
+    try:
+        async with _client(services) as client:
+            error = error_of(await client.call_tool("optimize_strategy", {**SWEEP, "symbols": ["AAA"]}))
+    finally:
+        await services.close()
+    assert error["code"] == "EXTERNAL_API_ERROR" and error["context"]["service"] == "dask"
+    assert address in error["message"] and "NT_DASK_SCHEDULER" in error["message"]

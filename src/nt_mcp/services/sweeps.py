@@ -10,9 +10,11 @@ returns their results in task order, calling ``on_done(done, total)`` after each
   running one frees its memory when it ends. How many sweeps run at once in this process is bounded by
   the callers (the job runner's ``NT_ANALYTICS_MAX_CONCURRENT``, the guard's deadline).
 - `DaskSweeps` (``NT_DASK_SCHEDULER=tcp://host:8786``): every task is submitted at once to a
-  ``dask.distributed`` cluster (``pure=False``) and gathered as it completes. Each symbol's bars are
-  scattered once and replicated to every worker (``broadcast``: scattered data cannot be recomputed,
-  so losing the only worker holding it would fail the sweep). A worker that dies mid-task has its
+  ``dask.distributed`` cluster (``pure=False``) and gathered as it completes. Each symbol's bars go
+  to the cluster once, as a task of their own that the others depend on (not ``scatter``: scattered
+  data cannot be recomputed, and the scheduler's active memory manager drops extra replicas, so losing
+  the worker holding them would fail the sweep; a task's input can be recomputed from its spec, which
+  the scheduler keeps). A worker that dies mid-task has its
   tasks rescheduled by the Dask scheduler on the others (a task that kills
   ``distributed.scheduler.allowed-failures`` + 1 workers fails with ``KilledWorker``, named in the
   job's error). On first connection a worker plugin (`warm_kernels_plugin`) compiles the kernels once
@@ -131,14 +133,14 @@ class DaskSweeps:
         from distributed import as_completed
 
         client = await self.client()
-        shared: dict[int, Any] = {}  # id(big argument) -> its scattered future: each symbol's bars once
+        shared: dict[int, Any] = {}  # id(bars) -> the future holding them: each symbol's bars sent once
         submitted = []
         for fn, args in tasks:
             sent = []
             for arg in args:
                 if _is_bars(arg):
                     if id(arg) not in shared:
-                        shared[id(arg)] = await client.scatter(arg, hash=False, broadcast=True)
+                        shared[id(arg)] = client.submit(_same, arg, pure=False)
                     sent.append(shared[id(arg)])
                 else:
                     sent.append(arg)
@@ -163,6 +165,11 @@ class DaskSweeps:
             with contextlib.suppress(Exception):
                 await self._client.close()
             self._client = None
+
+
+def _same(value: Any) -> Any:
+    """A task that holds its argument: bars sent once, recomputable if their worker dies."""
+    return value
 
 
 def _is_bars(value: Any) -> bool:

@@ -54,7 +54,6 @@ from nt_mcp.tools.backtesting import (
     StartArg,
     StopArg,
     StrategyArg,
-    SymbolArg,
     TakeProfitArg,
     TimeframeArg,
     TrailingArg,
@@ -77,6 +76,7 @@ if TYPE_CHECKING:  # the compiled sweep and metrics (numba) load on the first op
 
 MAX_COMBINATIONS = 2000
 MAX_SYMBOLS = 500  # symbols of one universe sweep
+TICKER = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$"
 # Peak bytes per bar of an optimisation besides the sweep chunk: the loaded bars with their
 # validation (~62 B measured for synthetic 1-minute bars) and one full backtest of the loop path
 # (~90 B). Measured peaks stay under this estimate (tests/integration/test_bounds.py).
@@ -120,48 +120,43 @@ class SymbolOptimum(BaseModel):
     symbol: str
     train: SplitOut
     test: SplitOut
-    top: list[RankedParams] = Field(description="this symbol's best by in-sample objective")
+    top: list[RankedParams]
     data: DataProvenance
 
 
 class UniverseRank(BaseModel):
-    rank: int = Field(description="1 = best median in-sample objective over the symbols")
+    rank: int
     params: dict[str, ParamValue]
-    in_sample_median: float | None = Field(description="median over symbols of the in-sample objective")
-    in_sample_mean: float | None = Field(description="mean over the symbols where the objective is defined")
-    out_of_sample_median: float | None = Field(description="median over symbols of the out-of-sample objective")
+    in_sample_median: float | None
+    in_sample_mean: float | None
+    out_of_sample_median: float | None
     out_of_sample_mean: float | None
-    symbols_defined: int = Field(description="symbols where the in-sample objective is defined (finite)")
+    symbols_defined: int = Field(description="symbols where in_sample is finite")
 
 
 class UniverseReport(BaseModel):
     symbols: list[str]
-    ranking: str = Field(description="how 'across the universe' is defined")
-    top: list[UniverseRank] = Field(description="best parameter sets across the universe")
-    per_symbol: list[SymbolOptimum] = Field(description="each symbol's own best parameter sets")
+    top: list[UniverseRank]
+    per_symbol: list[SymbolOptimum]
 
 
 class OptimizationReport(BaseModel):
     strategy: str
-    symbol: str | None = Field(description="the symbol searched; null for a universe (symbols) or background call")
+    symbol: str | None = Field(description="null for a universe (symbols)")
     objective: str
     combinations: int = Field(description="size of the grid")
-    evaluated: int = Field(description="valid combinations backtested on the training bars (per symbol)")
+    evaluated: int = Field(description="valid combinations backtested on the training bars")
     skipped_invalid: int = Field(description="combinations the strategy refuses (e.g. slow <= fast)")
-    method: Literal["sma_sweep", "loop"] | None = Field(description="null for a background call (see job)")
+    method: Literal["sma_sweep", "loop"] | None
     train: SplitOut | None = None
     test: SplitOut | None = None
-    top: list[RankedParams] | None = Field(
-        None, description="best by in-sample objective, with their out-of-sample figures (one symbol)"
-    )
-    universe: UniverseReport | None = Field(None, description="with symbols: best per symbol and across them")
+    top: list[RankedParams] | None = None  # best by in-sample objective, with their out-of-sample figures
+    universe: UniverseReport | None = None
     overfitting_note: str
     data: DataProvenance | None = None
     conventions: str
-    executor: str | None = Field(None, description="where the sweep ran: in-process or dask")
-    job: JobStatus | None = Field(
-        None, description="with background=true: the job now queued (poll get_job); the other results are null"
-    )
+    executor: str | None = None  # where the sweep ran: in-process or dask
+    job: JobStatus | None = Field(None, description="background=true: the queued job")
     elapsed_s: float
 
 
@@ -429,17 +424,16 @@ async def optimize_strategy(
         Field(
             min_length=1,
             max_length=32,
-            pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$",
-            description="Ticker, e.g. 'SPY' (or give symbols for a universe).",
+            pattern=TICKER,
+            description="Ticker, e.g. 'SPY'.",
         ),
     ] = None,
     symbols: Annotated[
-        list[SymbolArg] | None,
+        list[Annotated[str, Field(min_length=1, max_length=32, pattern=TICKER)]] | None,
         Field(
             min_length=1,
             max_length=MAX_SYMBOLS,
-            description=f"A universe of up to {MAX_SYMBOLS} tickers searched with the same grid, instead of symbol: "
-            "best parameters per symbol and across the universe (median objective over the symbols).",
+            description="Instead of symbol: a universe searched with the same grid.",
         ),
     ] = None,
     param_grid: Annotated[
@@ -473,34 +467,25 @@ async def optimize_strategy(
     trailing_stop: TrailingArg = None,
     background: Annotated[
         bool,
-        Field(
-            description="Run as a job: answer at once with `job` (its job_id; poll get_job for progress and this "
-            "report). Jobs have the larger budget NT_JOB_MAX_WORK."
-        ),
+        Field(description="Run as a job: answer at once with `job`; get_job gives this report."),
     ] = False,
 ) -> OptimizationReport:
     """Search a strategy's parameters on a train/test split and show whether the winners hold up.
 
-    The earliest `train_fraction` of the bars picks parameters: every combination of `param_grid` /
-    `param_ranges` (at most 2000; combinations the strategy refuses, like slow <= fast, are skipped) is
-    backtested there and ranked by `objective` (all objectives are maximised; max_drawdown is negative,
-    so closer to 0 wins). The `top_n` sets are then backtested on the remaining, later bars (indicators
-    warm up again inside that window) and both in-sample and out-of-sample figures are returned: a large
-    drop out of sample means the parameters fitted noise. sma_crossover grids run in one compiled sweep.
+    Every combination of `param_grid` / `param_ranges` (at most 2000; ones the strategy refuses, like
+    slow <= fast, are skipped) is backtested on the earliest `train_fraction` of the bars and ranked by
+    `objective` (maximised; max_drawdown is negative, so closer to 0 wins); the `top_n` are re-run on the
+    later bars, in- and out-of-sample side by side: a large drop means the search fitted noise.
 
-    Universe: give `symbols` (up to 500) instead of `symbol`. Each symbol is split and searched on its
-    own bars (`universe.per_symbol`: its top_n). Across the universe (`universe.top`), a parameter set
-    is ranked by the MEDIAN over the symbols of its in-sample objective (a symbol where it is undefined
-    counts as the lowest value), ties broken by the mean over the symbols where it is defined; its
-    out-of-sample median and mean over the symbols' held-out bars are reported beside it.
+    Universe: `symbols` (up to 500) instead of `symbol`; `universe.per_symbol` has each symbol's top_n.
+    `universe.top` ranks sets across the universe by the MEDIAN over symbols of the in-sample objective
+    (undefined = lowest; ties: mean where defined), with out-of-sample median and mean.
 
-    Sends MCP progress notifications while it runs and stops between chunks when cancelled. Same fill
-    conventions as run_backtest. Nothing is stored. Budgets (checked before any work): bars (all symbols)
-    x combinations within NT_OPTIMIZE_MAX_WORK and the estimated memory within NT_CALL_MEMORY_MB; an
-    over-budget call answers VALIDATION_ERROR saying how many combinations or bars would fit, and, when
-    it would fit the job budget NT_JOB_MAX_WORK, to run it with background=true (or start_job).
-    background=true validates the arguments, queues a job and answers at once with only `job` set.
-    With NT_DASK_SCHEDULER the sweep's tasks (symbol x parameter chunk) run on that Dask cluster."""
+    Progress notifications; stops between chunks when cancelled. Same fill conventions as
+    run_backtest. Nothing is stored. Budgets (checked first): bars (all symbols) x combinations within
+    NT_OPTIMIZE_MAX_WORK (a job: NT_JOB_MAX_WORK), memory within NT_CALL_MEMORY_MB; over budget answers
+    VALIDATION_ERROR saying what fits, or to use background=true. background=true queues a job and
+    answers at once with only `job` set."""
     arguments = {name: value for name, value in locals().items() if name not in ("ctx", "background")}
     started = time.perf_counter()
     if (symbol is None) == (symbols is None):
@@ -617,16 +602,10 @@ async def optimize_strategy(
         )
         for rank, (j, i) in enumerate(enumerate(across), start=1)
     ]
-    report = UniverseReport(symbols=universe, ranking=UNIVERSE_RANKING, top=ranks, per_symbol=per_symbol)
+    report = UniverseReport(symbols=universe, top=ranks, per_symbol=per_symbol)
     return OptimizationReport(
         **common, symbol=None, method=method, universe=report, executor=executor, elapsed_s=elapsed
     )
-
-
-UNIVERSE_RANKING = (
-    "median over the symbols of each parameter set's in-sample objective (undefined counts as lowest), "
-    "ties broken by the mean over the symbols where it is defined"
-)
 
 
 def _best(values: list[Metrics], objective: str, top_n: int) -> list[int]:
@@ -650,7 +629,8 @@ def _mean_defined(values: list[float]) -> float | None:
 
 
 def _universe_best(in_sample: list[list[Metrics]], objective: str, top_n: int) -> list[int]:
-    """Indices of the ``top_n`` parameter sets across the universe (see `UNIVERSE_RANKING`)."""
+    """Indices of the ``top_n`` parameter sets across the universe: by the median over the symbols of the
+    in-sample objective (undefined counts as lowest), ties broken by the mean where it is defined."""
     columns = [[_objective_value(values[i], objective) for values in in_sample] for i in range(len(in_sample[0]))]
 
     def key(i: int) -> tuple[float, float]:
