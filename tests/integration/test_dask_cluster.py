@@ -24,13 +24,13 @@ from tests.dask_cluster import LocalDaskCluster, start_cluster
 
 pytestmark = pytest.mark.slow
 
-# 4 symbols x ~12k hourly bars x 190 (fast, slow) pairs: a few seconds of sweep, ~40 Dask tasks
+# 3 symbols x ~8.5k hourly bars x 200 (fast, slow) pairs: a few seconds of sweep, ~30 Dask tasks
 SWEEP: dict[str, Any] = {
     "strategy": "sma_crossover",
-    "symbols": ["AAA", "BBB", "CCC", "DDD"],
+    "symbols": ["AAA", "BBB", "CCC"],
     "data_source": "synthetic",
     "timeframe": "1Hour",
-    "start": "2022-01-01T00:00:00Z",
+    "start": "2022-06-01T00:00:00Z",
     "end": "2023-06-30T00:00:00Z",
     "param_ranges": {"fast": {"start": 5, "stop": 50, "step": 5}, "slow": {"start": 60, "stop": 250, "step": 10}},
     "top_n": 3,
@@ -75,13 +75,27 @@ async def in_process(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]
     return await _sweep(tmp_path_factory.mktemp("local"))
 
 
+async def test_every_worker_has_the_kernels_compiled_before_the_first_task(
+    cluster: LocalDaskCluster, tmp_path: Path
+) -> None:
+    from nt_mcp.services.sweeps import DaskSweeps, compiled_sweep_signatures
+
+    sweeps = DaskSweeps(cluster.address)
+    try:
+        client = await sweeps.client()  # registers the warm-up plugin; no sweep has run on these workers
+        compiled = await client.run(compiled_sweep_signatures)
+    finally:
+        await sweeps.close()
+    assert len(compiled) == 2 and all(count >= 1 for count in compiled.values()), compiled
+
+
 async def test_the_cluster_gives_the_in_process_report(
     cluster: LocalDaskCluster, in_process: dict[str, Any], tmp_path: Path
 ) -> None:
     on_cluster = await _sweep(tmp_path, cluster.address)
     assert on_cluster["executor"] == "dask" and in_process["executor"] == "in-process"
     assert _comparable(on_cluster) == _comparable(in_process)
-    assert len(on_cluster["universe"]["per_symbol"]) == 4
+    assert len(on_cluster["universe"]["per_symbol"]) == 3
 
 
 async def test_a_job_survives_a_worker_killed_mid_sweep(

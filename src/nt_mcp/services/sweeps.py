@@ -167,6 +167,14 @@ class DaskSweeps:
             self._client = None
 
 
+def compiled_sweep_signatures() -> int:
+    """How many compiled specialisations the SMA sweep kernel has in this process (0: not compiled yet);
+    run on each Dask worker (``client.run``) it shows the warm-up plugin did its work."""
+    from nt_mcp.domain.backtest.sweep import _sweep
+
+    return len(_sweep.signatures)
+
+
 def _same(value: Any) -> Any:
     """A task that holds its argument: bars sent once, recomputable if their worker dies."""
     return value
