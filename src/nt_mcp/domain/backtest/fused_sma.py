@@ -1,14 +1,15 @@
-"""The SMA crossover backtest in one compiled pass: signals, simulation and the equity path together.
+"""The SMA crossover backtest in one kernel: signals, simulation and the equity path, in two tight loops.
 
 `sma_crossover_backtest` is what ``run_strategy(bars, "sma_crossover", ...)`` runs when no protective
 exit is set. It gives the numbers of the two-step path (`indicators.sma_crossover_signal`, then
 `kernel.simulate`, then `metrics._equity_path`) bit for bit, without the signal array, the first pass
 of `kernel.max_trades` or a second pass over the equity:
 
+- `crossover_events` lists the bars that signal, and their signals; the crossover decision is the
+  compensated (Kahan) averages' (see below), without their cost;
 - the simulation is `kernel._simulate_without_exits`'s, the same floating-point operations in the same
-  order, fed the signal of the previous bar from a register instead of an array;
-- the equity path is `metrics.path_step`, called on each bar's equity as it is produced;
-- the crossover decision is the compensated (Kahan) averages' (see below), without their cost.
+  order, taking each signal from that list at the bar after it;
+- the equity path is `metrics.path_step`, run on each bar's equity as it is produced.
 
 **Exact decisions from plain sums.** The reference averages are ``mean = s_K / n`` where ``s_K`` is the
 Kahan running sum of the increments ``d_j = fl(x[j] - x[j - n])`` (pandas' and backtesting.py's
