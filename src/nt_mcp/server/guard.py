@@ -142,7 +142,8 @@ class Guard:
             ctx = ToolContext(self.services, principal, correlation_id, mcp_context, client_log_for(mcp_context))
             timeout = self.services.settings.tool_timeout_s
             try:
-                reply = await asyncio.wait_for(spec.handler(ctx, **arguments), timeout=timeout)
+                async with asyncio.timeout(timeout):  # in this task: no task per call, as wait_for makes
+                    reply = await spec.handler(ctx, **arguments)
             except TimeoutError:
                 raise ToolTimeoutError(f"'{spec.name}' did not finish within {timeout:g} s and was stopped.") from None
             result, outcome = success_result(reply), "ok"
