@@ -76,6 +76,8 @@ class Settings(BaseSettings):
     tool_timeout_s: float = Field(120.0, gt=0)
     call_memory_mb: int = Field(1024, ge=64)  # what one call may use above the server's baseline (estimated)
     optimize_max_work: int = Field(1_000_000_000, ge=1_000)  # optimize_strategy: bars x combinations
+    job_max_work: int = Field(1_000_000_000_000, ge=1_000)  # the same bound for a job (background=true / start_job)
+    dask_scheduler: str = ""  # tcp://host:8786: sweeps of jobs and calls run on that dask.distributed cluster
     stdio_scopes: str = "read,backtest,trade"  # the local operator's: stdio, and HTTP with NT_HTTP_AUTH=none
     toolsets: str = ""  # comma separated toolset names (status, market, trading, backtest, ...); empty: all
 

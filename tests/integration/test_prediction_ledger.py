@@ -439,3 +439,28 @@ async def test_live_account_reads_balance_from_integer_cents(storage_settings: S
         ]
     finally:
         await services.close()
+
+
+async def test_two_ledgers_on_one_database_cannot_together_pass_the_exposure_limit(
+    storage_settings: Settings,
+) -> None:
+    """Two `Services` (as two replicas: each its own in-process locks) on one database: the
+    exposure check holds across them only through the database's lock."""
+    first = await _start(storage_settings, prediction_max_market_exposure=D(100))
+    second = await _start(storage_settings, prediction_max_market_exposure=D(100))
+    try:
+        with respx.mock(assert_all_called=False) as router:
+            serve_kalshi(router, book=BOOK)
+            results = await asyncio.gather(
+                *(s.prediction.place("ivy", _kalshi("50", "0.45"), None) for s in (first, second) * 6),
+                return_exceptions=True,
+            )
+        refused = [r for r in results if isinstance(r, TradingError)]
+        placed = [r for r in results if not isinstance(r, BaseException)]
+        assert len(placed) == 4 and len(refused) == 8, results
+        assert {r.code for r in refused} == {"PREDICTION_MAX_EXPOSURE"}
+        positions, _ = await second.prediction.positions("ivy", include_closed=False)
+        assert positions[0].qty == 200
+    finally:
+        await first.close()
+        await second.close()

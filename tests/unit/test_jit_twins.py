@@ -129,12 +129,13 @@ def test_compiled_picks_the_twin_only_for_small_calls_while_warming(monkeypatch:
 
 def test_the_warm_up_compiles_what_the_tools_call() -> None:
     """After compile_kernels, a backtest of every strategy and a sweep need no new compilation."""
-    from nt_mcp.domain.backtest import kernel, metrics, sweep
+    from nt_mcp.domain.backtest import fused_sma, kernel, metrics, sweep
     from nt_mcp.domain.strategies import indicators
 
     compile_kernels()
     dispatchers = [
         kernel.simulate,
+        fused_sma.sma_crossover_backtest,
         sweep._sweep,
         indicators._rolling_mean_std,
         indicators.wilder_mean,
@@ -148,6 +149,7 @@ def test_the_warm_up_compiles_what_the_tools_call() -> None:
     bars = goog_bars().slice(0, 1500)  # a training split, as optimize_strategy makes one
     for name, spec in STRATEGIES.items():
         run_strategy(bars, name, spec.validate({}), CONFIGS["costs-and-exits"])
+        run_strategy(bars, name, spec.validate({}), CONFIGS["all-in"])
     sweep_sma_crossover(bars, [5, 10], [30, 60])
     assert {d: len(d.signatures) for d in dispatchers} == before
 

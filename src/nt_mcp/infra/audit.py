@@ -135,10 +135,15 @@ class AuditLog:
                 log.exception("audit flush failed")
 
     async def flush(self) -> None:
-        """Write every queued row now (in batches of ``batch_size``, one transaction each)."""
+        """Write every row queued before this call now (in batches of ``batch_size``, one transaction each).
+
+        Rows queued while it writes wait for the next flush: draining until the queue is empty would,
+        under steady traffic, write a batch of a few rows after every other (one transaction each,
+        back to back) instead of one batch per ``flush_ms``."""
         async with self._flush_lock:
-            while self._queue:
-                batch, self._queue = self._queue[: self.batch_size], self._queue[self.batch_size :]
+            pending, self._queue = self._queue, []
+            for start in range(0, len(pending), self.batch_size):
+                batch = pending[start : start + self.batch_size]
                 try:
                     await self.writer.insert_many("audit_log", batch)
                 except Exception:  # one row refused for its content: write them one by one

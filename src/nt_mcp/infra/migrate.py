@@ -6,6 +6,12 @@ it reads the ``alembic_version`` row and imports and runs Alembic only when the 
 the head revision (read from the migration files' ``revision``/``down_revision`` lines).
 The index file is `sql/indexes/performance_indexes.sql`: idempotent ``CREATE INDEX IF NOT EXISTS``
 statements, each serving a query named in its comment.
+
+Replicas starting together on one PostgreSQL database migrate one at a time: each migration (and
+the index file) runs in a transaction that first takes a transaction-level advisory lock
+(`MIGRATION_LOCK`); the one that waited then finds the database at head (Alembic reads the version
+after the lock) and the indexes there. Without it the second replica's ``CREATE TABLE`` fails on a
+duplicate catalog row and that replica does not start.
 """
 
 from __future__ import annotations
@@ -16,11 +22,13 @@ from pathlib import Path
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from nt_mcp.infra.db import Database
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 INDEX_FILE_NAME = "performance_indexes.sql"
+MIGRATION_LOCK = 0x6E742D6D6370  # "nt-mcp": the advisory lock key that serialises migrations
 
 
 def index_file() -> Path:
@@ -63,16 +71,30 @@ def _alembic_upgrade(connection: Connection, revision: str) -> None:
     command.upgrade(config, revision)
 
 
+async def _serialise(db: Database, conn: AsyncConnection) -> None:
+    """On PostgreSQL, wait for any other process's migration (the lock is released at commit)."""
+    if db.backend == "postgresql":
+        await conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
+
+
+async def _apply_indexes(db: Database) -> list[str]:
+    applied = []
+    async with db.engine.begin() as conn:
+        await _serialise(db, conn)
+        for statement in index_statements():
+            await conn.execute(sa.text(statement))
+            applied.append(statement.split(" ON ")[0])
+    return applied
+
+
 async def upgrade(db: Database, revision: str = "head") -> list[str]:
     """Migrate to ``revision``; on PostgreSQL also apply the index file. Returns what was applied."""
     applied = [f"alembic upgrade {revision}"]
     async with db.engine.begin() as conn:
+        await _serialise(db, conn)
         await conn.run_sync(_alembic_upgrade, revision)
     if db.backend == "postgresql":
-        async with db.engine.begin() as conn:
-            for statement in index_statements():
-                await conn.execute(sa.text(statement))
-                applied.append(statement.split(" ON ")[0])
+        applied += await _apply_indexes(db)
     return applied
 
 
@@ -81,13 +103,7 @@ async def ensure_current(db: Database) -> list[str]:
     file is applied either way. Returns what was applied."""
     if await current_revision(db) != head_revision():
         return await upgrade(db)
-    applied: list[str] = []
-    if db.backend == "postgresql":
-        async with db.engine.begin() as conn:
-            for statement in index_statements():
-                await conn.execute(sa.text(statement))
-                applied.append(statement.split(" ON ")[0])
-    return applied
+    return await _apply_indexes(db) if db.backend == "postgresql" else []
 
 
 async def current_revision(db: Database) -> str | None:

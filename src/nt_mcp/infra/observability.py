@@ -32,8 +32,17 @@ _REDACTIONS: tuple[tuple[re.Pattern[str], str], ...] = (
 )
 
 
+# Every redaction above needs one of these (lower-cased) in the text: a line without any of them
+# (most lines, a tool call's line among them) is returned as it is, without the four substitutions
+# (~2 us instead of ~100 us a line).
+_SECRET_MARKERS = ("bearer", "eyj", "key", "secret", "token", "passw", "authorization", "://")
+
+
 def redact(text: str) -> str:
     """Replace anything that looks like a credential in ``text`` with ``[REDACTED]``."""
+    lowered = text.lower()
+    if not any(marker in lowered for marker in _SECRET_MARKERS):
+        return text
     for pattern, replacement in _REDACTIONS:
         text = pattern.sub(replacement, text)
     return text

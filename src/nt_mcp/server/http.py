@@ -40,7 +40,7 @@ from typing import Any, TypeVar
 
 import anyio
 from limits import RateLimitItem, parse
-from limits.aio.storage import MemoryStorage, RedisStorage
+from limits.aio.storage import RedisStorage
 from limits.aio.strategies import MovingWindowRateLimiter
 from mcp.server.auth.middleware.auth_context import AuthContextMiddleware
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser, BearerAuthBackend
@@ -58,6 +58,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from nt_mcp.config import Settings
 from nt_mcp.infra.observability import AUTH_FAILURES, HTTP_IN_FLIGHT, HTTP_LATENCY, HTTP_REJECTIONS, HTTP_REQUESTS
+from nt_mcp.infra.ratelimit import MemoryMovingWindow, WindowLimiter
 from nt_mcp.infra.redis_link import RedisLink
 from nt_mcp.server.app import NtMCPServer, build_server
 from nt_mcp.server.auth import protected_resource_metadata, resource_metadata_url
@@ -224,7 +225,7 @@ class HttpRateLimits:
 
     def __init__(self, settings: Settings, link: RedisLink | None) -> None:
         self.link = link
-        self.memory = MovingWindowRateLimiter(MemoryStorage())
+        self.memory = MemoryMovingWindow()
         self.redis = (
             MovingWindowRateLimiter(
                 RedisStorage(
@@ -237,7 +238,7 @@ class HttpRateLimits:
         self.requests: RateLimitItem = parse(settings.http_rate_limit)
         self.failures: RateLimitItem = parse(settings.auth_failure_limit)
 
-    async def _on_storage(self, work: Callable[[MovingWindowRateLimiter], Awaitable[T]]) -> T:
+    async def _on_storage(self, work: Callable[[WindowLimiter], Awaitable[T]]) -> T:
         if self.link is None or self.redis is None:
             return await work(self.memory)
         redis_limiter = self.redis
@@ -246,7 +247,7 @@ class HttpRateLimits:
     async def check_failures(self, address: str) -> int | None:
         """Seconds to wait when ``address`` has spent its failed-authentication budget, else None."""
 
-        async def check(limiter: MovingWindowRateLimiter) -> int | None:
+        async def check(limiter: WindowLimiter) -> int | None:
             if await limiter.test(self.failures, "nt-http", "auth-failure", address):
                 return None
             stats = await limiter.get_window_stats(self.failures, "nt-http", "auth-failure", address)
@@ -255,7 +256,7 @@ class HttpRateLimits:
         return await self._on_storage(check)
 
     async def record_failure(self, address: str) -> None:
-        async def hit(limiter: MovingWindowRateLimiter) -> bool:
+        async def hit(limiter: WindowLimiter) -> bool:
             return await limiter.hit(self.failures, "nt-http", "auth-failure", address)
 
         await self._on_storage(hit)
@@ -263,7 +264,7 @@ class HttpRateLimits:
     async def hit_request(self, address: str) -> tuple[bool, int, int]:
         """(allowed, remaining, reset seconds) for one more request from ``address``."""
 
-        async def hit(limiter: MovingWindowRateLimiter) -> tuple[bool, int, int]:
+        async def hit(limiter: WindowLimiter) -> tuple[bool, int, int]:
             allowed = await limiter.hit(self.requests, "nt-http", "request", address)
             stats = await limiter.get_window_stats(self.requests, "nt-http", "request", address)
             return allowed, stats.remaining, max(1, math.ceil(stats.reset_time - time.time()))

@@ -24,7 +24,8 @@ Paper ledger (SQL, one per principal; survives restarts):
   validation error.
 - Pre-trade limits (``NT_PREDICTION_MAX_CONTRACTS``, ``..._MAX_ORDER_COST``, ``..._MAX_MARKET_EXPOSURE``)
   are checked and the order reserved in one transaction under a lock per principal and market
-  (an asyncio lock in the process, plus a PostgreSQL advisory lock across replicas), so concurrent
+  (an asyncio lock in the process, plus across processes and replicas a PostgreSQL advisory
+  transaction lock, or SQLite's write lock taken first with ``BEGIN IMMEDIATE``), so concurrent
   orders cannot together exceed the exposure limit. Exposure of a market = cost of the contracts
   held (quantity x average price) + the limit cost of open buy orders.
 
@@ -275,8 +276,14 @@ class PredictionLedger:
             yield key
 
     async def _advisory(self, conn: AsyncConnection, key: str) -> None:
+        """The lock across processes (replicas) for ``key``, held until the transaction ends; the first
+        statement of the transaction. PostgreSQL: an advisory transaction lock on the key's hash.
+        SQLite: the database's write lock before anything is read (``BEGIN IMMEDIATE``); without it the
+        driver would start the transaction only at the first write, after the limit check's reads."""
         if self.db.backend == "postgresql":
             await conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _advisory_key(key)})
+        elif self.db.backend == "sqlite":
+            await conn.exec_driver_sql("BEGIN IMMEDIATE")
 
     # ---- reading the journal ----
 

@@ -20,6 +20,7 @@ from nt_mcp.services.forecasting import Trained, TrainRequest, evaluation_dict
 from nt_mcp.services.market_series import Series
 from nt_mcp.tools.arguments import DATETIME_HELP, OptionalUtcDateTime, Text
 from nt_mcp.tools.backtesting import SourceArg, SymbolArg, TimeframeArg
+from nt_mcp.tools.jobs import JobStatus, start_background
 from nt_mcp.tools.registry import ToolContext, tool
 
 WALK_FORWARD = (
@@ -185,14 +186,17 @@ def _params_out(params: dict[str, Any]) -> ModelParams:
 
 
 class TrainReport(BaseModel):
-    model_id: str = Field(description="forecast reuses it (or pass it as model_id)")
+    model_id: str | None = Field(description="forecast reuses it (or pass it as model_id); null with background=true")
     symbol: str
-    model: str = Field(description="the network and how it was fitted")
-    params: ModelParams
-    features: str
-    evaluation: EvaluationOut
-    data: DataUsed
-    created_at: datetime
+    model: str | None = Field(description="the network and how it was fitted")
+    params: ModelParams | None
+    features: str | None
+    evaluation: EvaluationOut | None
+    data: DataUsed | None
+    created_at: datetime | None
+    job: JobStatus | None = Field(
+        None, description="with background=true: the job now queued (poll get_job); the other results are null"
+    )
     elapsed_s: float
 
 
@@ -288,6 +292,10 @@ async def train_forecaster(
     confidence: ConfidenceArg = 0.9,
     data_source: SourceArg = None,
     end: EndArg = None,
+    background: Annotated[
+        bool,
+        Field(description="Run as a job: answer at once with `job` (poll get_job for progress and this report)."),
+    ] = False,
 ) -> TrainReport:
     """Train a neural forecaster (an MLP on the last `lookback` log returns predicting the next `horizon`)
     on the latest `bars` bars of a symbol, judge it walk-forward against the naive (no change), drift
@@ -298,8 +306,19 @@ async def train_forecaster(
     the usual outcome on daily stock returns), the conformal interval widths with their out-of-sample
     coverage and Winkler score, the parameters and where the data came from (synthetic prices are labelled).
     Runs in a worker thread with progress notifications; stops between fits when cancelled. Bad input
-    (horizon >= lookback, too few bars, unknown symbol) returns VALIDATION_ERROR naming the argument."""
+    (horizon >= lookback, too few bars, unknown symbol) returns VALIDATION_ERROR naming the argument.
+    background=true checks the arguments, queues a job (kind train_forecaster) and answers at once with
+    only `job` set; the job's result is this report. A training job whose server died is failed with
+    the reason (it is not retried: training stores a model)."""
+    arguments = {name: value for name, value in locals().items() if name not in ("ctx", "background")}
     started = time.perf_counter()
+    if background:
+        _config(lookback, horizon, hidden_layers, max_iter, seed)  # bad shapes are refused now, not in the job
+        job = await start_background(ctx, "train_forecaster", arguments)
+        return TrainReport(
+            model_id=None, symbol=symbol, model=None, params=None, features=None, evaluation=None, data=None,
+            created_at=None, job=job, elapsed_s=round(time.perf_counter() - started, 4),
+        )  # fmt: skip
     request = _request(ctx, symbol, timeframe, lookback, horizon, folds, bars, hidden_layers, max_iter, seed,
                        confidence, data_source, end)  # fmt: skip
     trained = await ctx.services.forecasting.train(request, ctx.report_progress)

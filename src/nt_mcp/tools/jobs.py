@@ -25,7 +25,7 @@ from nt_mcp.tools.registry import Principal, ToolContext, tool
 if TYPE_CHECKING:
     from nt_mcp.tools.services import Services
 
-JobKindName = Literal["optimize_strategy"]
+JobKindName = Literal["optimize_strategy", "train_forecaster"]
 JobState = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 
 
@@ -65,13 +65,20 @@ def job_status(job: StoredJob, *, with_result: bool = True) -> JobStatus:
     )
 
 
-def _kind_handler(kind: str) -> Any:
+def _kind_tools() -> dict[str, tuple[Any, bool]]:
+    """Each job kind: the foreground tool it runs, and whether its work is idempotent (a job whose worker
+    died is then requeued; a forecaster stores a model, so its job is failed with the reason instead)."""
+    from nt_mcp.tools.forecasting import train_forecaster
     from nt_mcp.tools.optimization import optimize_strategy
 
-    spec = {"optimize_strategy": optimize_strategy}.get(kind)
+    return {"optimize_strategy": (optimize_strategy, True), "train_forecaster": (train_forecaster, False)}
+
+
+def _kind_handler(kind: str) -> Any:
+    spec = _kind_tools().get(kind)
     if spec is None:
-        raise ValidationError(f"unknown job kind {kind!r}; known: optimize_strategy", argument="kind")
-    return spec.handler
+        raise ValidationError(f"unknown job kind {kind!r}; known: {', '.join(_kind_tools())}", argument="kind")
+    return spec[0].handler
 
 
 def validate_job_arguments(kind: str, arguments: dict[str, Any]) -> dict[str, Any]:
@@ -79,6 +86,12 @@ def validate_job_arguments(kind: str, arguments: dict[str, Any]) -> dict[str, An
     client sees), as typed values; VALIDATION_ERROR names ``arguments.<name>``."""
     handler = _kind_handler(kind)
     parameters = list(inspect.signature(handler, eval_str=True).parameters.values())[1:]
+    if "background" in arguments:
+        raise ValidationError(
+            f"background is not an argument of a job: start_job already runs {kind} in the background",
+            argument="arguments.background",
+        )
+    parameters = [p for p in parameters if p.name != "background"]
     unknown = sorted(set(arguments) - {p.name for p in parameters})
     if unknown:
         raise ValidationError(f"{unknown[0]!r} is not an argument of {kind}", argument=f"arguments.{unknown[0]}")
@@ -102,10 +115,17 @@ async def start_job(
     arguments: Annotated[dict[str, Any], Field(description="That tool's arguments, as for a foreground call.")],
 ) -> JobStatus:
     """Queue long work and answer at once with its job id (state 'queued'); poll get_job(job_id) for
-    progress, ETA and the result (the same output the foreground tool gives). kind 'optimize_strategy'
-    needs the backtest scope. Argument names are checked now (VALIDATION_ERROR naming
-    arguments.<name>); values when the job runs. Sweeps are idempotent: a job whose worker died is
-    requeued (at most 3 attempts), else failed with the reason."""
+    progress, ETA and the result (the same output the foreground tool gives). Kinds 'optimize_strategy'
+    and 'train_forecaster' need the backtest scope (the same as `background=true` on those tools).
+    Argument names and types are checked now (VALIDATION_ERROR naming arguments.<name>); the rest when
+    the job runs (a job's work budget is NT_JOB_MAX_WORK). Sweeps are idempotent: a job whose worker
+    died is requeued (at most 3 attempts); a forecaster training whose worker died is failed with the
+    reason."""
+    return await start_background(ctx, kind, arguments)
+
+
+async def start_background(ctx: ToolContext, kind: str, arguments: dict[str, Any]) -> JobStatus:
+    """Queue ``kind`` with ``arguments`` (checked as start_job checks them) for the calling principal."""
     validate_job_arguments(kind, arguments)
     stored = to_jsonable_python(arguments)
     job = await ctx.services.jobs.submit(job_id=None, principal=ctx.principal.subject, kind=kind, arguments=stored)
@@ -163,14 +183,21 @@ class _JobToolContext(ToolContext):
 
 def build_job_kinds(services: Services) -> dict[str, JobKind]:
     """The kinds start_job accepts, each running its foreground tool's handler for the job's principal."""
-    from nt_mcp.tools.optimization import optimize_strategy
 
-    async def run_optimize(job: StoredJob, report: Report, should_stop: StopCheck) -> dict[str, Any]:
-        principal = Principal(subject=job.principal, scopes=frozenset({"read", "backtest"}))
-        ctx = _JobToolContext(services=services, principal=principal, correlation_id=job.id, job_report=report)
-        output = await optimize_strategy.handler(ctx, **validate_job_arguments(job.kind, job.arguments))
-        if not isinstance(output, BaseModel):
-            raise TypeError("optimize_strategy answered without its report")
-        return output.model_dump(mode="json")
+    def runner(kind: str, spec: Any) -> Any:
+        async def run(job: StoredJob, report: Report, should_stop: StopCheck) -> dict[str, Any]:
+            principal = Principal(subject=job.principal, scopes=frozenset({"read", "backtest"}))
+            ctx = _JobToolContext(
+                services=services, principal=principal, correlation_id=job.id, in_job=True, job_report=report
+            )
+            output = await spec.handler(ctx, **validate_job_arguments(job.kind, job.arguments))
+            if not isinstance(output, BaseModel):
+                raise TypeError(f"{kind} answered without its report")
+            return output.model_dump(mode="json")
 
-    return {"optimize_strategy": JobKind("optimize_strategy", run_optimize, idempotent=True, max_attempts=3)}
+        return run
+
+    return {
+        kind: JobKind(kind, runner(kind, spec), idempotent=idempotent, max_attempts=3 if idempotent else 1)
+        for kind, (spec, idempotent) in _kind_tools().items()
+    }

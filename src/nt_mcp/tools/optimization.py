@@ -26,7 +26,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import math
-import threading
 import time
 from collections.abc import Mapping, Sequence
 from datetime import datetime
@@ -39,7 +38,7 @@ from nt_mcp.domain.bars import Bars
 from nt_mcp.domain.errors import DomainValueError
 from nt_mcp.domain.strategies import StrategySpec
 from nt_mcp.errors import ValidationError
-from nt_mcp.infra.memory import release_free_memory
+from nt_mcp.services.sweeps import Task
 from nt_mcp.tools.backtesting import (
     CONVENTIONS,
     CashArg,
@@ -55,7 +54,6 @@ from nt_mcp.tools.backtesting import (
     StartArg,
     StopArg,
     StrategyArg,
-    SymbolArg,
     TakeProfitArg,
     TimeframeArg,
     TrailingArg,
@@ -69,6 +67,7 @@ from nt_mcp.tools.backtesting import (
     strategy_spec,
 )
 from nt_mcp.tools.costs import bars_in_range, estimated_bars
+from nt_mcp.tools.jobs import JobStatus, start_background
 from nt_mcp.tools.registry import ToolContext, tool
 
 if TYPE_CHECKING:  # the compiled sweep and metrics (numba) load on the first optimisation, not with the tool list
@@ -76,6 +75,8 @@ if TYPE_CHECKING:  # the compiled sweep and metrics (numba) load on the first op
     from nt_mcp.domain.backtest.sweep import SmaCache
 
 MAX_COMBINATIONS = 2000
+MAX_SYMBOLS = 500  # symbols of one universe sweep
+TICKER = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$"
 # Peak bytes per bar of an optimisation besides the sweep chunk: the loaded bars with their
 # validation (~62 B measured for synthetic 1-minute bars) and one full backtest of the loop path
 # (~90 B). Measured peaks stay under this estimate (tests/integration/test_bounds.py).
@@ -115,20 +116,47 @@ class SplitOut(BaseModel):
     last_timestamp: datetime
 
 
+class SymbolOptimum(BaseModel):
+    symbol: str
+    train: SplitOut
+    test: SplitOut
+    top: list[RankedParams]
+    data: DataProvenance
+
+
+class UniverseRank(BaseModel):
+    rank: int
+    params: dict[str, ParamValue]
+    in_sample_median: float | None
+    in_sample_mean: float | None
+    out_of_sample_median: float | None
+    out_of_sample_mean: float | None
+    symbols_defined: int = Field(description="symbols where in_sample is finite")
+
+
+class UniverseReport(BaseModel):
+    symbols: list[str]
+    top: list[UniverseRank]
+    per_symbol: list[SymbolOptimum]
+
+
 class OptimizationReport(BaseModel):
     strategy: str
-    symbol: str
+    symbol: str | None = Field(description="null for a universe (symbols)")
     objective: str
     combinations: int = Field(description="size of the grid")
     evaluated: int = Field(description="valid combinations backtested on the training bars")
     skipped_invalid: int = Field(description="combinations the strategy refuses (e.g. slow <= fast)")
-    method: Literal["sma_sweep", "loop"]
-    train: SplitOut
-    test: SplitOut
-    top: list[RankedParams] = Field(description="best by in-sample objective, with their out-of-sample figures")
+    method: Literal["sma_sweep", "loop"] | None
+    train: SplitOut | None = None
+    test: SplitOut | None = None
+    top: list[RankedParams] | None = None  # best by in-sample objective, with their out-of-sample figures
+    universe: UniverseReport | None = None
     overfitting_note: str
-    data: DataProvenance
+    data: DataProvenance | None = None
     conventions: str
+    executor: str | None = None  # where the sweep ran: in-process or dask
+    job: JobStatus | None = Field(None, description="background=true: the queued job")
     elapsed_s: float
 
 
@@ -228,50 +256,52 @@ def _split_out(bars: Bars) -> SplitOut:
     return SplitOut(bars=len(bars), first_timestamp=first, last_timestamp=last)
 
 
-def _loop_chunk(
-    bars: Bars, strategy: str, chunk: list[dict[str, Any]], cfg: BacktestConfig, stopped: threading.Event | None = None
-) -> list[Metrics]:
-    try:
-        return [_run(bars, strategy, p, cfg).metrics for p in chunk]
-    finally:
-        if stopped is not None and stopped.is_set():  # the call is gone: nobody else will free its memory
-            release_free_memory()
+def _loop_chunk(bars: Bars, strategy: str, chunk: list[dict[str, Any]], cfg: BacktestConfig) -> list[Metrics]:
+    """One task of a loop sweep: each parameter set of ``chunk`` backtested on ``bars``."""
+    return [_run(bars, strategy, p, cfg).metrics for p in chunk]
 
 
 def _sweep_chunk(
-    bars: Bars,
-    pairs: list[tuple[int, int]],
-    cfg: BacktestConfig,
-    allow_short: bool,
-    stopped: threading.Event,
-    cache: SmaCache,
+    bars: Bars, pairs: list[tuple[int, int]], cfg: BacktestConfig, allow_short: bool, cache: SmaCache | None
 ) -> dict[tuple[int, int], Metrics]:
+    """One task of an SMA sweep: the compiled sweep over ``pairs`` (``cache``: the averages kept between
+    the chunks of one symbol in this process; None on a cluster, where each task computes its own)."""
     from nt_mcp.domain.backtest.sweep import sweep_pairs
 
-    try:
-        result = sweep_pairs(bars, pairs, cfg, allow_short=allow_short, cache=cache)
-        return {(int(f), int(s)): m for f, s, m in zip(result.fast, result.slow, result.metrics, strict=True)}
-    finally:
-        if stopped.is_set():
-            release_free_memory()
+    result = sweep_pairs(bars, pairs, cfg, allow_short=allow_short, cache=cache)
+    return {(int(f), int(s)): m for f, s, m in zip(result.fast, result.slow, result.metrics, strict=True)}
 
 
-def _check_budget(ctx: ToolContext, bars: int, combinations: int, top_n: int, train_fraction: float) -> None:
-    """Refuse, before any work, an optimisation over the work or memory budget (see the module)."""
+def _check_budget(
+    ctx: ToolContext, bars: int, combinations: int, top_n: int, train_fraction: float, *, as_job: bool = False
+) -> None:
+    """Refuse, before any work, an optimisation over the work or memory budget (see the module). ``bars``:
+    all symbols' bars together. A foreground call is bounded by NT_OPTIMIZE_MAX_WORK, a job (background=true
+    or start_job) by NT_JOB_MAX_WORK; a foreground call within the job budget is told to run as a job."""
     from nt_mcp.domain.backtest.sweep import MAX_CHUNK_BYTES, SMA_CACHE_BYTES, chunk_bytes
 
     settings = ctx.services.settings
+    as_job = as_job or ctx.in_job
+    limit, setting = (
+        (settings.job_max_work, "NT_JOB_MAX_WORK") if as_job else (settings.optimize_max_work, "NT_OPTIMIZE_MAX_WORK")
+    )
     train = max(1, int(bars * train_fraction))
     work = train * combinations + (bars - train) * min(top_n, combinations)
-    if work > settings.optimize_max_work:
-        most_combinations = max(1, settings.optimize_max_work // max(1, bars))
-        most_bars = settings.optimize_max_work // max(1, combinations)
+    if work > limit:
+        most_combinations = max(1, limit // max(1, bars))
+        most_bars = limit // max(1, combinations)
         argument = "param_grid" if combinations > most_combinations or bars <= most_bars else "start"
+        hint = (
+            f" -- or run it as a job: background=true (or start_job), whose budget is {settings.job_max_work:,} "
+            "(NT_JOB_MAX_WORK)"
+            if not as_job and work <= settings.job_max_work
+            else ""
+        )
         raise ValidationError(
             f"{bars:,} bars x {combinations:,} combinations is {work:,.0f} bar-evaluations, over the budget of "
-            f"{settings.optimize_max_work:,} (NT_OPTIMIZE_MAX_WORK): use at most {most_combinations:,} "
+            f"{limit:,} ({setting}): use at most {most_combinations:,} "
             f"combinations on these bars (param_grid / param_ranges), or at most {most_bars:,} bars for this grid "
-            "(a shorter start..end or a longer timeframe)",
+            f"(a shorter start..end, a longer timeframe or fewer symbols){hint}",
             argument=argument,
         )
     need = bars * BYTES_PER_BAR + max(MAX_CHUNK_BYTES, chunk_bytes(train, [(1, 2)])) + SMA_CACHE_BYTES
@@ -286,33 +316,51 @@ def _check_budget(ctx: ToolContext, bars: int, combinations: int, top_n: int, tr
         )
 
 
+# pairs x bars per Dask task (8 x `sweep.MAX_CHUNK_WORK`): a few seconds of the compiled loop, so scheduling
+# costs little next to it
+DASK_CHUNK_FACTOR = 8
+
+
+async def _run_tasks(ctx: ToolContext, by_symbol: list[list[Task]], total: int) -> list[list[Any]]:
+    """Each symbol's task outputs. In-process, symbol after symbol (a symbol's cached averages are freed
+    before the next one's are computed); on a cluster, every task at once. Progress: parameter sets done."""
+    executor = ctx.services.sweeps
+    n_tasks = sum(len(tasks) for tasks in by_symbol)
+    offset = 0
+
+    async def on_done(done: int, _: int) -> None:
+        finished = offset + done
+        sets = total if finished == n_tasks else total * finished // max(1, n_tasks)
+        await ctx.report_progress(sets, total, f"{sets}/{total} parameter sets")
+
+    if executor.name != "in-process":
+        flat = await executor.map([task for tasks in by_symbol for task in tasks], on_done)
+        outputs, at = [], 0
+        for tasks in by_symbol:
+            outputs.append(flat[at : at + len(tasks)])
+            at += len(tasks)
+        return outputs
+    outputs = []
+    for k, tasks in enumerate(by_symbol):
+        outputs.append(await executor.map(tasks, on_done))
+        offset += len(tasks)
+        by_symbol[k] = []  # this symbol's cache goes with its tasks
+    return outputs
+
+
 async def _evaluate(
-    ctx: ToolContext, spec: StrategySpec, train: Bars, combos: list[dict[str, Any]], cfg: BacktestConfig
-) -> tuple[list[Metrics], str]:
-    """In-sample metrics for every combination, chunk by chunk in a worker thread, reporting progress
-    after each chunk. Each ``await`` between chunks is where a deadline or a cancellation stops it."""
-    stopped = threading.Event()  # set when the call is stopped: the chunk still running frees its memory
-    try:
-        return await _evaluate_chunks(ctx, spec, train, combos, cfg, stopped)
-    except asyncio.CancelledError:
-        stopped.set()
-        raise
-
-
-async def _evaluate_chunks(
-    ctx: ToolContext,
-    spec: StrategySpec,
-    train: Bars,
-    combos: list[dict[str, Any]],
-    cfg: BacktestConfig,
-    stopped: threading.Event,
-) -> tuple[list[Metrics], str]:
+    ctx: ToolContext, spec: StrategySpec, trains: list[Bars], combos: list[dict[str, Any]], cfg: BacktestConfig
+) -> tuple[list[list[Metrics]], str]:
+    """In-sample metrics of every combination on every symbol's training bars, as tasks (symbol x
+    parameter chunk) on the sweep executor (`nt_mcp.services.sweeps`), reporting progress as tasks
+    finish. A deadline or a cancellation stops it between tasks (in-process) or cancels its futures."""
     from nt_mcp.domain.backtest.sweep import MAX_CHUNK_WORK, SmaCache, plan_sweep
 
-    total = len(combos)
+    in_process = ctx.services.sweeps.name == "in-process"
+    total = len(combos) * len(trains)
     await ctx.report_progress(0, total, f"0/{total} parameter sets backtested on the training bars")
-    if spec.name == "sma_crossover" and all(c["slow"] < len(train) for c in combos):
-        results: dict[tuple[int, int, bool], Metrics] = {}
+    by_symbol: list[list[Task]] = [[] for _ in trains]
+    if spec.name == "sma_crossover" and all(c["slow"] < len(t) for t in trains for c in combos):
         groups: dict[bool, tuple[list[int], list[int]]] = {}
         for c in combos:
             fasts, slows = groups.setdefault(c["allow_short"], ([], []))
@@ -320,25 +368,30 @@ async def _evaluate_chunks(
                 fasts.append(c["fast"])
             if c["slow"] not in slows:
                 slows.append(c["slow"])
-        done = 0
-        for allow_short, (fasts, slows) in groups.items():
-            try:
-                chunks = plan_sweep(fasts, slows, len(train))
-            except DomainValueError as error:
-                raise ValidationError(f"param_grid: {error.message}", argument="param_grid") from None
-            cache = SmaCache(train)  # the averages, computed once for all chunks (up to SMA_CACHE_BYTES)
-            for chunk in chunks:
-                out = await asyncio.to_thread(_sweep_chunk, train, chunk, cfg, allow_short, stopped, cache)
-                results.update({(f, s, allow_short): m for (f, s), m in out.items()})
-                done += len(out)
-                await ctx.report_progress(min(done, total), total, f"{min(done, total)}/{total} parameter sets")
-        return [results[(c["fast"], c["slow"], c["allow_short"])] for c in combos], "sma_sweep"
-    metrics: list[Metrics] = []
-    step = max(1, min(math.ceil(total / 20), MAX_CHUNK_WORK // max(1, len(train))))
-    for i in range(0, total, step):
-        metrics.extend(await asyncio.to_thread(_loop_chunk, train, spec.name, combos[i : i + step], cfg, stopped))
-        await ctx.report_progress(len(metrics), total, f"{len(metrics)}/{total} parameter sets")
-    return metrics, "loop"
+        shorts: list[list[bool]] = [[] for _ in trains]
+        for k, train in enumerate(trains):
+            cache = SmaCache(train) if in_process else None  # averages computed once for all chunks
+            for allow_short, (fasts, slows) in groups.items():
+                try:
+                    chunk_work = MAX_CHUNK_WORK if in_process else DASK_CHUNK_FACTOR * MAX_CHUNK_WORK
+                    chunks = plan_sweep(fasts, slows, len(train), max_chunk_work=chunk_work)
+                except DomainValueError as error:
+                    raise ValidationError(f"param_grid: {error.message}", argument="param_grid") from None
+                for chunk in chunks:
+                    by_symbol[k].append((_sweep_chunk, (train, chunk, cfg, allow_short, cache)))
+                    shorts[k].append(allow_short)
+        outputs = await _run_tasks(ctx, by_symbol, total)
+        metrics: list[list[Metrics]] = []
+        for outs, allow in zip(outputs, shorts, strict=True):
+            found = {(f, s, a): m for out, a in zip(outs, allow, strict=True) for (f, s), m in out.items()}
+            metrics.append([found[(c["fast"], c["slow"], c["allow_short"])] for c in combos])
+        return metrics, "sma_sweep"
+    for k, train in enumerate(trains):
+        step = max(1, min(math.ceil(len(combos) / 20), MAX_CHUNK_WORK // max(1, len(train))))
+        for i in range(0, len(combos), step):
+            by_symbol[k].append((_loop_chunk, (train, spec.name, combos[i : i + step], cfg)))
+    outputs = await _run_tasks(ctx, by_symbol, total)
+    return [[m for out in outs for m in out] for outs in outputs], "loop"
 
 
 def optimization_cost(arguments: Mapping[str, Any]) -> int:
@@ -350,7 +403,8 @@ def optimization_cost(arguments: Mapping[str, Any]) -> int:
         start, stop, step = (getattr(r, name, None) for name in ("start", "stop", "step"))
         if isinstance(start, float | int) and isinstance(stop, float | int) and isinstance(step, float | int) and step:
             combinations *= max(1, min(MAX_COMBINATIONS, int((stop - start) / step) + 1))
-    bars = bars_in_range(arguments)
+    symbols = arguments.get("symbols")
+    bars = bars_in_range(arguments) * (max(1, len(symbols)) if isinstance(symbols, list) else 1)
     return 5 + min(combinations, MAX_COMBINATIONS) * bars // 100_000_000
 
 
@@ -365,7 +419,23 @@ def optimization_cost(arguments: Mapping[str, Any]) -> int:
 async def optimize_strategy(
     ctx: ToolContext,
     strategy: StrategyArg,
-    symbol: SymbolArg,
+    symbol: Annotated[
+        str | None,
+        Field(
+            min_length=1,
+            max_length=32,
+            pattern=TICKER,
+            description="Ticker, e.g. 'SPY'.",
+        ),
+    ] = None,
+    symbols: Annotated[
+        list[Annotated[str, Field(min_length=1, max_length=32, pattern=TICKER)]] | None,
+        Field(
+            min_length=1,
+            max_length=MAX_SYMBOLS,
+            description="Instead of symbol: a universe searched with the same grid.",
+        ),
+    ] = None,
     param_grid: Annotated[
         dict[str, list[ParamValue]] | None,
         Field(description="Values to try per parameter, e.g. {'fast': [5, 10, 20], 'slow': [50, 100]}."),
@@ -395,20 +465,32 @@ async def optimize_strategy(
     stop_loss: StopArg = None,
     take_profit: TakeProfitArg = None,
     trailing_stop: TrailingArg = None,
+    background: Annotated[
+        bool,
+        Field(description="Run as a job: answer at once with `job`; get_job gives this report."),
+    ] = False,
 ) -> OptimizationReport:
     """Search a strategy's parameters on a train/test split and show whether the winners hold up.
 
-    The earliest `train_fraction` of the bars picks parameters: every combination of `param_grid` /
-    `param_ranges` (at most 2000; combinations the strategy refuses, like slow <= fast, are skipped) is
-    backtested there and ranked by `objective` (all objectives are maximised; max_drawdown is negative,
-    so closer to 0 wins). The `top_n` sets are then backtested on the remaining, later bars (indicators
-    warm up again inside that window) and both in-sample and out-of-sample figures are returned: a large
-    drop out of sample means the parameters fitted noise. sma_crossover grids run in one compiled sweep.
-    Sends MCP progress notifications while it runs and stops between chunks when cancelled. Same fill
-    conventions as run_backtest. Nothing is stored. Budgets (checked before any work): bars x
-    combinations within NT_OPTIMIZE_MAX_WORK and the estimated memory within NT_CALL_MEMORY_MB; an
-    over-budget call answers VALIDATION_ERROR saying how many combinations or bars would fit."""
+    Every combination of `param_grid` / `param_ranges` (at most 2000; ones the strategy refuses, like
+    slow <= fast, are skipped) is backtested on the earliest `train_fraction` of the bars and ranked by
+    `objective` (maximised; max_drawdown is negative, so closer to 0 wins); the `top_n` are re-run on the
+    later bars, in- and out-of-sample side by side: a large drop means the search fitted noise.
+
+    Universe: `symbols` (up to 500) instead of `symbol`; `universe.per_symbol` has each symbol's top_n.
+    `universe.top` ranks sets across the universe by the MEDIAN over symbols of the in-sample objective
+    (undefined = lowest; ties: mean where defined), with out-of-sample median and mean.
+
+    Progress notifications; stops between chunks when cancelled. Same fill conventions as
+    run_backtest. Nothing is stored. Budgets (checked first): bars (all symbols) x combinations within
+    NT_OPTIMIZE_MAX_WORK (a job: NT_JOB_MAX_WORK), memory within NT_CALL_MEMORY_MB; over budget answers
+    VALIDATION_ERROR saying what fits, or to use background=true. background=true queues a job and
+    answers at once with only `job` set."""
+    arguments = {name: value for name, value in locals().items() if name not in ("ctx", "background")}
     started = time.perf_counter()
+    if (symbol is None) == (symbols is None):
+        raise ValidationError("give either symbol (one ticker) or symbols (a universe), not both", argument="symbol")
+    universe = list(dict.fromkeys(symbols)) if symbols is not None else [symbol or ""]
     spec = strategy_spec(strategy)
     if params:
         unknown = sorted(set(params) - {p.name for p in spec.params})
@@ -437,49 +519,125 @@ async def optimize_strategy(
     source = ctx.services.market_hub.get(data_source).source
     if source != "files":  # the range says how many bars: refuse an over-budget call before loading
         start_u, end_u = _range(source, timeframe, start, end)
-        _check_budget(ctx, estimated_bars(timeframe, start_u, end_u), len(combos), top_n, train_fraction)
-    market, bars = await _load(ctx, data_source, symbol, timeframe, start, end)
-    _check_budget(ctx, len(bars), len(combos), top_n, train_fraction)
-    train, test = _split(bars, train_fraction)
+        estimate = estimated_bars(timeframe, start_u, end_u) * len(universe)
+        _check_budget(ctx, estimate, len(combos), top_n, train_fraction, as_job=background)
+    note = (
+        "Parameters were chosen on the train bars only. Compare each set's in_sample and out_of_sample "
+        f"{objective}: the best in-sample set is often not the best out of sample, and a large drop means "
+        "the search fitted noise. More combinations searched = more chance of a lucky in-sample winner."
+    )
+    common: dict[str, Any] = {
+        "strategy": spec.name,
+        "objective": objective,
+        "combinations": len(combos) + skipped,
+        "evaluated": len(combos),
+        "skipped_invalid": skipped,
+        "overfitting_note": note,
+        "conventions": CONVENTIONS,
+    }
+    if background:
+        job = await start_background(ctx, "optimize_strategy", arguments)
+        return OptimizationReport(
+            **common, symbol=symbol, method=None, job=job, elapsed_s=round(time.perf_counter() - started, 4)
+        )
+    loaded = [await _load(ctx, data_source, name, timeframe, start, end) for name in universe]
+    _check_budget(ctx, sum(len(bars) for _, bars in loaded), len(combos), top_n, train_fraction)
+    splits = [_split(bars, train_fraction) for _, bars in loaded]
     await ctx.log(
         "info",
-        f"optimize_strategy: {len(combos)} parameter sets on {len(train):,} training bars of {symbol} "
-        f"({market.source}), {len(test):,} bars held out",
+        f"optimize_strategy: {len(combos)} parameter sets on {sum(len(t) for t, _ in splits):,} training bars of "
+        f"{len(universe)} symbol(s) ({loaded[0][0].source}), on {ctx.services.sweeps.name} workers",
     )
-    in_sample, method = await _evaluate(ctx, spec, train, combos, cfg)
-    order = sorted(range(len(combos)), key=lambda i: _objective_value(in_sample[i], objective), reverse=True)
-    best = order[:top_n]
-    await ctx.log("info", f"optimize_strategy: re-running the best {len(best)} on the held-out bars")
-    out_of_sample = await asyncio.to_thread(_loop_chunk, test, spec.name, [combos[i] for i in best], cfg)
-    top = [
-        RankedParams(
+    in_sample, method = await _evaluate(ctx, spec, [train for train, _ in splits], combos, cfg)
+    best = [_best(values, objective, top_n) for values in in_sample]
+    across = _universe_best(in_sample, objective, top_n) if symbols is not None else []
+    await ctx.log("info", "optimize_strategy: re-running the best on the held-out bars")
+    per_symbol: list[SymbolOptimum] = []
+    universe_oos: list[list[Metrics]] = []
+    for k, ((market, bars), (train, test)) in enumerate(zip(loaded, splits, strict=True)):
+        chosen = list(dict.fromkeys([*best[k], *across]))
+        oos = dict(
+            zip(
+                chosen,
+                await asyncio.to_thread(_loop_chunk, test, spec.name, [combos[i] for i in chosen], cfg),
+                strict=True,
+            )
+        )
+        universe_oos.append([oos[i] for i in across])
+        top = [
+            RankedParams(
+                rank=rank,
+                params=combos[i],
+                in_sample=_brief(in_sample[k][i], objective),
+                out_of_sample=_brief(oos[i], objective),
+            )
+            for rank, i in enumerate(best[k], start=1)
+        ]
+        per_symbol.append(
+            SymbolOptimum(
+                symbol=universe[k],
+                train=_split_out(train),
+                test=_split_out(test),
+                top=top,
+                data=_provenance(market, universe[k], timeframe, bars),
+            )
+        )
+    elapsed = round(time.perf_counter() - started, 4)
+    executor = ctx.services.sweeps.name
+    if symbols is None:
+        only = per_symbol[0]
+        return OptimizationReport(
+            **common, symbol=symbol, method=method, train=only.train, test=only.test, top=only.top, data=only.data,
+            executor=executor, elapsed_s=elapsed,
+        )  # fmt: skip
+    ranks = [
+        UniverseRank(
             rank=rank,
             params=combos[i],
-            in_sample=_brief(in_sample[i], objective),
-            out_of_sample=_brief(oos, objective),
+            in_sample_median=_finite(_median([_objective_value(values[i], objective) for values in in_sample])),
+            in_sample_mean=_mean_defined([_objective_value(values[i], objective) for values in in_sample]),
+            out_of_sample_median=_finite(_median([_objective_value(oos[j], objective) for oos in universe_oos])),
+            out_of_sample_mean=_mean_defined([_objective_value(oos[j], objective) for oos in universe_oos]),
+            symbols_defined=sum(math.isfinite(_objective_value(values[i], objective)) for values in in_sample),
         )
-        for rank, (i, oos) in enumerate(zip(best, out_of_sample, strict=True), start=1)
+        for rank, (j, i) in enumerate(enumerate(across), start=1)
     ]
+    report = UniverseReport(symbols=universe, top=ranks, per_symbol=per_symbol)
     return OptimizationReport(
-        strategy=spec.name,
-        symbol=symbol,
-        objective=objective,
-        combinations=len(combos) + skipped,
-        evaluated=len(combos),
-        skipped_invalid=skipped,
-        method=method,
-        train=_split_out(train),
-        test=_split_out(test),
-        top=top,
-        overfitting_note=(
-            "Parameters were chosen on the train bars only. Compare each set's in_sample and out_of_sample "
-            f"{objective}: the best in-sample set is often not the best out of sample, and a large drop means "
-            "the search fitted noise. More combinations searched = more chance of a lucky in-sample winner."
-        ),
-        data=_provenance(market, symbol, timeframe, bars),
-        conventions=CONVENTIONS,
-        elapsed_s=round(time.perf_counter() - started, 4),
+        **common, symbol=None, method=method, universe=report, executor=executor, elapsed_s=elapsed
     )
+
+
+def _best(values: list[Metrics], objective: str, top_n: int) -> list[int]:
+    """Indices of the ``top_n`` best by in-sample objective (undefined counts as lowest)."""
+    return sorted(range(len(values)), key=lambda i: _objective_value(values[i], objective), reverse=True)[:top_n]
+
+
+def _median(values: list[float]) -> float:
+    """The median (mean of the two middle values for an even count); -inf values count as lowest."""
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    if len(ordered) % 2:
+        return ordered[mid]
+    low, high = ordered[mid - 1], ordered[mid]
+    return low if low == high else (low + high) / 2
+
+
+def _mean_defined(values: list[float]) -> float | None:
+    defined = [v for v in values if math.isfinite(v)]
+    return sum(defined) / len(defined) if defined else None
+
+
+def _universe_best(in_sample: list[list[Metrics]], objective: str, top_n: int) -> list[int]:
+    """Indices of the ``top_n`` parameter sets across the universe: by the median over the symbols of the
+    in-sample objective (undefined counts as lowest), ties broken by the mean where it is defined."""
+    columns = [[_objective_value(values[i], objective) for values in in_sample] for i in range(len(in_sample[0]))]
+
+    def key(i: int) -> tuple[float, float]:
+        mean = _mean_defined(columns[i])
+        return (_median(columns[i]), -math.inf if mean is None else mean)
+
+    return sorted(range(len(columns)), key=key, reverse=True)[:top_n]
 
 
 TOOLS = [optimize_strategy]

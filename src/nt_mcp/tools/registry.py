@@ -12,6 +12,7 @@ Scopes: ``read`` (look, never change), ``backtest`` (compute and store backtests
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -48,6 +49,7 @@ class ToolContext:
     correlation_id: str
     mcp: Context[Any, Any] | None = None
     client_log: ClientLog | None = None
+    in_job: bool = False  # true when a stored job runs the handler (budgets for jobs apply)
 
     async def log(self, level: LogLevel, message: str) -> None:
         """Send an MCP log notification (``notifications/message``) to the client, when it asked for
@@ -91,10 +93,11 @@ class ToolSpec:
         """Rate-limit units this call spends (at least 1; see `nt_mcp.tools.costs`)."""
         return max(1, self.cost(arguments) if callable(self.cost) else self.cost)
 
-    @property
-    def argument_names(self) -> list[str]:
-        """The handler's flat argument names (everything after the ToolContext)."""
-        return list(inspect.signature(self.handler).parameters)[1:]
+    @functools.cached_property
+    def argument_names(self) -> tuple[str, ...]:
+        """The handler's flat argument names (everything after the ToolContext); read once, every call
+        checks against it."""
+        return tuple(inspect.signature(self.handler).parameters)[1:]
 
 
 def tool(

@@ -31,6 +31,7 @@ from nt_mcp.services.odds import OddsService
 from nt_mcp.services.order_router import OrderRouter
 from nt_mcp.services.prediction_ledger import PredictionLedger, PredictionLimits
 from nt_mcp.services.strategy_executor import StrategyExecutor
+from nt_mcp.services.sweeps import SweepExecutor, build_sweeps
 
 
 @dataclass
@@ -57,6 +58,7 @@ class Services:
     cpu: CpuWork
     forecasting: ForecastingService
     jobs: JobRunner
+    sweeps: SweepExecutor
     version: str = __version__
     started_monotonic: float = field(default_factory=time.monotonic)
     _background: list[asyncio.Task[None]] = field(default_factory=list)
@@ -118,6 +120,7 @@ class Services:
             cpu=cpu,
             forecasting=ForecastingService(ForecastStore(db), market_hub, cpu, settings),
             jobs=JobRunner(JobStore(db), {}, concurrency=settings.analytics_max_concurrent),
+            sweeps=build_sweeps(settings.dask_scheduler),
         )
         from nt_mcp.tools.jobs import build_job_kinds
 
@@ -154,6 +157,7 @@ class Services:
 
     async def close(self) -> None:
         await self.jobs.stop()
+        await self.sweeps.close()
         with contextlib.suppress(Exception):
             await self.audit.close()  # queued audit rows of read-only calls (spooled if the database is down)
         for task in self._background:

@@ -67,6 +67,11 @@ class BacktestConfig:
     close_at_end: bool = False
     risk_free_rate: float = 0.0
 
+    @property
+    def has_exits(self) -> bool:
+        """Whether any protective exit (stop-loss, take-profit, trailing stop) is set."""
+        return self.stop_loss is not None or self.take_profit is not None or self.trailing_stop is not None
+
     def kernel_args(self) -> tuple[float, int, float, bool, float, float, float, float, float, float, bool]:
         """The settings as the compiled kernel takes them, in its argument order (cash .. close_at_end):
         sizing as its code, slippage as a fraction, an unset protective exit as NaN."""

@@ -10,7 +10,7 @@ import numpy.typing as npt
 
 from nt_mcp.domain.backtest import kernel
 from nt_mcp.domain.backtest.config import BacktestConfig
-from nt_mcp.domain.backtest.metrics import Metrics, compute_metrics
+from nt_mcp.domain.backtest.metrics import EquityPath, Metrics, compute_metrics
 from nt_mcp.domain.bars import Bars
 from nt_mcp.domain.errors import DomainValueError
 from nt_mcp.domain.jit import compiled
@@ -158,7 +158,21 @@ def run_backtest(
     )
     if bad >= 0:
         raise DomainValueError("signals", f"must be +1, -1, 0 or NaN; bar {bad} has {sig[bad]}")
-    trades = TradeTable.from_records(rec, bars.timestamps, float(bars.close[-1]))
+    return backtest_result(bars, equity, rec, int(cancelled), cfg, first_trading_bar)
+
+
+def backtest_result(
+    bars: Bars,
+    equity: FloatArray,
+    records: FloatArray,
+    cancelled: int,
+    config: BacktestConfig,
+    first_trading_bar: int,
+    path: EquityPath | None = None,
+) -> BacktestResult:
+    """A simulated run's result: its trade records as a `TradeTable`, and the metrics (``path``: the
+    equity path if the simulation already tracked it)."""
+    trades = TradeTable.from_records(records, bars.timestamps, float(bars.close[-1]))
     metrics = compute_metrics(
         equity,
         bars.ts_ns,
@@ -169,6 +183,7 @@ def run_backtest(
         returns=trades.return_pct,
         commissions=trades.commission,
         first_trading_bar=first_trading_bar,
-        risk_free_rate=cfg.risk_free_rate,
+        risk_free_rate=config.risk_free_rate,
+        path=path,
     )
-    return BacktestResult(equity, trades, metrics, int(cancelled), cfg)
+    return BacktestResult(equity, trades, metrics, cancelled, config)

@@ -66,32 +66,54 @@ class Metrics:
 
 
 @njit(cache=True)
-def _day_period_ends(ts_ns, weekly):  # type: ignore[no-untyped-def]
-    """One pass over the timestamps: the last bar of each calendar day (``weekly``: of each week
-    running Monday..Sunday, key ``(day - 4) // 7``), and how many bars fall on a Saturday or Sunday
-    (weekday ``(day + 3) % 7 >= 5``, day 0 = 1970-01-01 was a Thursday). Integer ``//`` and ``%`` floor
-    as in Python. The day is recomputed only when a timestamp leaves the current day's range."""
+def _first_at_or_after(ts_ns, start, value):  # type: ignore[no-untyped-def]
+    """The first index ``j >= start`` with ``ts_ns[j] >= value`` (``len(ts_ns)`` if none), for strictly
+    increasing ``ts_ns`` with ``ts_ns[start - 1] < value``: galloping (1, 2, 4, ... steps ahead), then
+    bisection, so a day of ``b`` bars costs about ``2 log2(b)`` reads instead of ``b``."""
     n = ts_ns.shape[0]
-    ends = np.empty(n, dtype=np.int64)
+    lo = start  # every index < lo is below value
+    step = 1
+    hi = start
+    while hi < n and ts_ns[hi] < value:
+        lo = hi + 1
+        hi = start + step
+        step *= 2
+    if hi > n:
+        hi = n
+    while lo < hi:  # the answer is in [lo, hi]: ts_ns[hi] >= value or hi == n
+        mid = (lo + hi) // 2
+        if ts_ns[mid] < value:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+@njit(cache=True)
+def _day_period_ends(ts_ns, weekly):  # type: ignore[no-untyped-def]
+    """The last bar of each calendar day (``weekly``: of each week running Monday..Sunday, key
+    ``(day - 4) // 7``), and how many bars fall on a Saturday or Sunday (weekday ``(day + 3) % 7 >= 5``,
+    day 0 = 1970-01-01 was a Thursday). Integer ``//`` and ``%`` floor as in Python. The timestamps
+    strictly increase (`Bars` checks it), so each day's bars are one run, whose end is found by a galloping
+    search (`_first_at_or_after`): a few reads per day, not one per bar."""
+    n = ts_ns.shape[0]
+    days = (ts_ns[n - 1] // 86_400_000_000_000) - (ts_ns[0] // 86_400_000_000_000) + 1
+    ends = np.empty(min(n, days), dtype=np.int64)  # one end per calendar day at most
     k = 0
     weekend = 0
-    on_weekend = 0
     prev = 0
-    lo = 1
-    hi = 0  # an empty range: the first bar computes its day
-    for i in range(n):
-        t = ts_ns[i]
-        if t < lo or t >= hi:
-            day = t // 86_400_000_000_000
-            lo = day * 86_400_000_000_000
-            hi = lo + 86_400_000_000_000
-            on_weekend = 1 if (day + 3) % 7 >= 5 else 0
-            key = (day - 4) // 7 if weekly else day
-            if i > 0 and key != prev:
-                ends[k] = i - 1
-                k += 1
-            prev = key
-        weekend += on_weekend
+    i = 0
+    while i < n:
+        day = ts_ns[i] // 86_400_000_000_000
+        j = _first_at_or_after(ts_ns, i + 1, (day + 1) * 86_400_000_000_000)  # bars i..j-1 fall on this day
+        if (day + 3) % 7 >= 5:
+            weekend += j - i
+        key = (day - 4) // 7 if weekly else day
+        if i > 0 and key != prev:
+            ends[k] = i - 1
+            k += 1
+        prev = key
+        i = j
     ends[k] = n - 1
     return ends[: k + 1].copy(), weekend
 
@@ -131,6 +153,50 @@ def geometric_mean(returns: FloatArray) -> float:
     return float(np.exp(np.log(growth).sum() / growth.shape[0]) - 1.0)
 
 
+@njit(cache=True, inline="always")
+def path_step(t, e, last, ts_ns, top, deepest, q_min, bound, any_nan, mark, long_bars, long_ns, found):  # type: ignore[no-untyped-def]
+    """One bar of `_equity_path` that is not skipped: the state (``top`` .. ``found``, see there) after the
+    equity ``e`` of bar ``t`` (``last`` is the last bar's index; ``ts_ns`` is read at the marks only). The
+    caller skips a bar with ``e < top and e >= bound and t < last`` (it changes nothing). Kernels that
+    produce the equity bar by bar (`nt_mcp.domain.backtest.fused_sma`) call it as they go, so their
+    figures are `_equity_path`'s. ``top`` before bar 0 is ignored (bar 0 sets it)."""
+    if t == 0:
+        top = e
+    elif top == top and (e != e or e > top):
+        top = e
+        bound = q_min * top * (1.0 + 1e-15)
+    normal = 0.0 < top < np.inf
+    is_mark = t == last
+    if normal and e == top:
+        is_mark = True
+        if deepest < 0.0:
+            deepest = 0.0
+            q_min = 1.0
+            bound = top * (1.0 + 1e-15)
+    elif not normal or not e >= bound:
+        q = e / top if top != 0.0 else np.nan
+        dd = 1.0 - q
+        if dd != dd:
+            any_nan = True
+        elif dd > deepest:
+            deepest = dd
+            if normal:
+                q_min = q
+                bound = q_min * top * (1.0 + 1e-15)
+        if not normal:
+            q_min = np.inf
+            bound = np.inf
+        if dd == 0.0:
+            is_mark = True
+    if is_mark:
+        if mark >= 0 and t > mark + 1:
+            found = True
+            long_bars = max(long_bars, t - mark)
+            long_ns = max(long_ns, ts_ns[t] - ts_ns[mark])
+        mark = t
+    return top, deepest, q_min, bound, any_nan, mark, long_bars, long_ns, found
+
+
 @njit(cache=True)
 def _equity_path(equity, ts_ns):  # type: ignore[no-untyped-def]
     """One pass over the equity curve, with ``top[t] = max_{s<=t} E[s]`` (NaN once any E is NaN, as
@@ -144,7 +210,8 @@ def _equity_path(equity, ts_ns):  # type: ignore[no-untyped-def]
     (reached at quotient ``q_min``) only if ``E / top < q_min``, i.e. ``E < q_min * top``: the division
     runs only below ``bound = q_min * top * (1 + 1e-15)`` (above the rounding of the product), or for
     any value outside that case (NaN, a top of 0, negative or infinite: then ``bound`` is inf). A bar
-    with ``bound <= E < top`` (not the last) changes nothing and is skipped after two comparisons."""
+    with ``bound <= E < top`` (not the last) changes nothing and is skipped after two comparisons;
+    the others are `path_step`."""
     n = equity.shape[0]
     top = equity[0]
     deepest = -np.inf
@@ -153,45 +220,16 @@ def _equity_path(equity, ts_ns):  # type: ignore[no-untyped-def]
     any_nan = False
     mark = -1
     long_bars = 0
-    long_ns = 0
+    long_ns = ts_ns[0] - ts_ns[0]
     found = False
     last = n - 1
     for t in range(n):
         e = equity[t]
         if e < top and e >= bound and t < last:
-            continue  # the common bar: in a drawdown no deeper than the deepest (bound is inf unless normal)
-        if top == top and (e != e or e > top):
-            top = e
-            bound = q_min * top * (1.0 + 1e-15)
-        normal = 0.0 < top < np.inf
-        is_mark = t == last
-        if normal and e == top:
-            is_mark = True
-            if deepest < 0.0:
-                deepest = 0.0
-                q_min = 1.0
-                bound = top * (1.0 + 1e-15)
-        elif not normal or not e >= bound:
-            q = e / top if top != 0.0 else np.nan
-            dd = 1.0 - q
-            if dd != dd:
-                any_nan = True
-            elif dd > deepest:
-                deepest = dd
-                if normal:
-                    q_min = q
-                    bound = q_min * top * (1.0 + 1e-15)
-            if not normal:
-                q_min = np.inf
-                bound = np.inf
-            if dd == 0.0:
-                is_mark = True
-        if is_mark:
-            if mark >= 0 and t > mark + 1:
-                found = True
-                long_bars = max(long_bars, t - mark)
-                long_ns = max(long_ns, ts_ns[t] - ts_ns[mark])
-            mark = t
+            continue
+        top, deepest, q_min, bound, any_nan, mark, long_bars, long_ns, found = path_step(
+            t, e, last, ts_ns, top, deepest, q_min, bound, any_nan, mark, long_bars, long_ns, found
+        )
     return top, (np.nan if any_nan else deepest), long_bars, long_ns, found
 
 
@@ -205,6 +243,16 @@ class EquityPath:
     max_drawdown_duration_bars: int
     max_drawdown_duration_days: float
 
+    @classmethod
+    def from_kernel(cls, top: float, deepest: float, bars: int, span_ns: int, found: bool) -> EquityPath:
+        """The figures from what `_equity_path` returns (peak, deepest drawdown, longest stretch)."""
+        return cls(
+            float(top),
+            -float(np.nan_to_num(deepest)),
+            int(bars) if found else 0,
+            float(span_ns) / _DAY_NS if found else 0.0,
+        )
+
 
 def equity_path(equity: FloatArray, ts_ns: IntArray) -> EquityPath:
     """Peak equity ``max_t E[t]``; max drawdown ``-max_t dd[t]`` with ``dd[t] = 1 - E[t] / max_{s<=t} E[s]``
@@ -212,13 +260,7 @@ def equity_path(equity: FloatArray, ts_ns: IntArray) -> EquityPath:
     where drawdown is zero, plus the last bar, split the curve; a stretch from one such bar ``a`` to
     the next ``b`` with ``b > a + 1`` lasts ``b - a`` bars and ``ts[b] - ts[a]``; ``(0, 0.0)`` if equity
     never leaves its high. One compiled pass (`_equity_path`), no drawdown array."""
-    top, deepest, bars, span_ns, found = compiled(_equity_path)(equity, np.ascontiguousarray(ts_ns, dtype=np.int64))
-    return EquityPath(
-        float(top),
-        -float(np.nan_to_num(deepest)),
-        int(bars) if found else 0,
-        float(span_ns) / _DAY_NS if found else 0.0,
-    )
+    return EquityPath.from_kernel(*compiled(_equity_path)(equity, np.ascontiguousarray(ts_ns, dtype=np.int64)))
 
 
 def risk_metrics(
@@ -316,6 +358,7 @@ def compute_metrics(
     first_trading_bar: int = 0,
     risk_free_rate: float = 0.0,
     periods: tuple[IntArray, int] | None = None,
+    path: EquityPath | None = None,
 ) -> Metrics:
     """All metrics for one run. Trade arrays hold every trade; ``exit_bars < 0`` marks open ones.
 
@@ -328,12 +371,13 @@ def compute_metrics(
     - total commission: commissions of all trades, open ones included (entry leg only).
     - periods per year: the annualisation factor ``A`` of :func:`period_ends` that was used.
 
-    ``periods``: :func:`period_ends` of ``ts_ns`` if already known (a sweep computes it once).
+    ``periods``: :func:`period_ends` of ``ts_ns`` if already known (a sweep computes it once); ``path``:
+    :func:`equity_path` of ``equity`` if already known (the fused SMA crossover pass computes it as it goes).
     """
     closed = exit_bars >= 0
     periods = periods if periods is not None else period_ends(ts_ns)
     annual, vol, sharpe, sortino, cagr = risk_metrics(equity, ts_ns, risk_free_rate, periods)
-    path = equity_path(equity, ts_ns)
+    path = path if path is not None else equity_path(equity, ts_ns)
     mdd = path.max_drawdown
     win, best, worst, avg, pf, expectancy = trade_metrics(pnl[closed], returns[closed])
     return Metrics(

@@ -36,7 +36,7 @@ from nt_mcp.domain.strategies.spec import warmup_of
 FloatArray = npt.NDArray[np.float64]
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)  # a sweep thread lets the event loop (and other threads) run
 def _sweep(  # type: ignore[no-untyped-def]
     open_,
     high,

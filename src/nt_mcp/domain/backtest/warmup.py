@@ -4,7 +4,8 @@
 sweep through the same public functions the tools call, so numba compiles (or loads from its cache)
 exactly the signatures real calls need: the same array layouts (read-only contiguous bars, fresh
 signal arrays) and scalar types. That reaches every kernel: the strategies' indicator and signal
-kernels (the SMA crossover's one-pass `sma_crossover_signal`), both simulation loops (the run without
+kernels (the SMA crossover's one-pass `sma_crossover_signal`, and `fused_sma.sma_crossover_backtest`, which
+the crossover runs without protective exits), both simulation loops (the run without
 protective exits takes `kernel._simulate_without_exits`, the run with them the general loop), the
 metrics' passes over timestamps and equity (`metrics._day_period_ends`, `metrics._equity_path`) and
 the sweep (tests/unit/test_jit_twins.py checks that nothing compiles after it). The server runs it in

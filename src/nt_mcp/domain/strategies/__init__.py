@@ -46,11 +46,17 @@ def get_strategy(name: str) -> StrategySpec:
 def run_strategy(
     bars: Bars, name: str, params: Mapping[str, Any] | None = None, config: BacktestConfig | None = None
 ) -> BacktestResult:
-    """Validate ``params``, compute the strategy's signals and backtest them on ``bars``."""
+    """Validate ``params``, compute the strategy's signals and backtest them on ``bars``. A strategy with
+    a fused pass (`StrategySpec.fused_backtest`) runs it when the config sets no protective exit."""
+    from nt_mcp.domain.backtest.config import BacktestConfig
     from nt_mcp.domain.backtest.engine import run_backtest
 
-    out = get_strategy(name).run(bars, params)
-    return run_backtest(bars, out.signals, config, stop_distance=out.stop_distance, first_trading_bar=out.warmup)
+    spec = get_strategy(name)
+    cfg = config or BacktestConfig()
+    if spec.fused_backtest is not None and not cfg.has_exits:
+        return spec.fused_backtest(bars, spec.validate(params), cfg)
+    out = spec.run(bars, params)
+    return run_backtest(bars, out.signals, cfg, stop_distance=out.stop_distance, first_trading_bar=out.warmup)
 
 
 __all__ = ["STRATEGIES", "Param", "StrategySignals", "StrategySpec", "get_strategy", "run_strategy"]

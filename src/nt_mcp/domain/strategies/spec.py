@@ -5,13 +5,16 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 
 from nt_mcp.domain.bars import Bars
 from nt_mcp.domain.errors import DomainValueError
+
+if TYPE_CHECKING:
+    from nt_mcp.domain.backtest import BacktestConfig, BacktestResult
 
 FloatArray = npt.NDArray[np.float64]
 Params = dict[str, Any]
@@ -72,6 +75,9 @@ class StrategySpec:
     compute: Callable[[Bars, Params], StrategySignals]
     check: Callable[[Params], None] = field(default=lambda _p: None)
     max_combinations: int | None = None  # a cap on optimisation grids (strategies that fit a model per run)
+    # Signals and simulation in one compiled pass, for a config without protective exits: the same result
+    # as ``run_backtest`` on ``compute``'s output, bit for bit (validated params, as ``compute``).
+    fused_backtest: Callable[[Bars, Params, BacktestConfig], BacktestResult] | None = None
 
     def validate(self, params: Mapping[str, Any] | None = None) -> Params:
         """Defaults filled in, unknown names rejected, each value type- and bound-checked."""

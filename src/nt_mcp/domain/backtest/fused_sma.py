@@ -1,0 +1,301 @@
+"""The SMA crossover backtest in one compiled pass: signals, simulation and the equity path together.
+
+`sma_crossover_backtest` is what ``run_strategy(bars, "sma_crossover", ...)`` runs when no protective
+exit is set. It gives the numbers of the two-step path (`indicators.sma_crossover_signal`, then
+`kernel.simulate`, then `metrics._equity_path`) bit for bit, without the signal array, the first pass
+of `kernel.max_trades` or a second pass over the equity:
+
+- the simulation is `kernel._simulate_without_exits`'s, the same floating-point operations in the same
+  order, fed the signal of the previous bar from a register instead of an array;
+- the equity path is `metrics.path_step`, called on each bar's equity as it is produced;
+- the crossover decision is the compensated (Kahan) averages' (see below), without their cost.
+
+**Exact decisions from plain sums.** The reference averages are ``mean = s_K / n`` where ``s_K`` is the
+Kahan running sum of the increments ``d_j = fl(x[j] - x[j - n])`` (pandas' and backtesting.py's
+rolling mean), four dependent additions a bar. A signal only needs the sign of ``mean_f - mean_s``. This
+pass keeps plain running sums ``s_P`` (one addition a bar), re-anchored at the start of every block of
+``K`` bars (`block_bars`: at least eight slow windows) by summing the window afresh, and bounds, for each
+window, ``|s_K - s_P| <= E_K + E_P``, with ``S`` the exact window sum, ``u = 2**-53`` and ``M`` the
+largest ``|x|`` the block's windows read; a first pass over the block (`_block_range`) finds the range
+``[lo, hi]`` of the values they read, so ``M = max(|lo|, |hi|)`` and every ``|d_j| <= hi - lo`` (``<= M`` for
+``j < n``, where ``d_j = x[j]``); the sums of ``|d_j|`` below are taken as ``1.001 K (hi - lo)``:
+
+- ``|s_K - S| <= E_K = 4u A``, ``A = sum_{j<=i} |d_j|`` (taken at the block's end; the floating-point
+  sum is below the exact one by a factor of at most ``1 - i u``). The Kahan sum of the ``d_j`` is within
+  ``(2u + O(i u^2)) A`` of ``sum d_j`` (Knuth, TAOCP vol. 2, 4.2.2 ex. 19; Goldberg 1991, Theorem 8),
+  and ``sum d_j`` within ``u A`` of ``S`` (each ``d_j`` is rounded once; the exact differences telescope
+  to ``S``): ``3u A`` plus terms of order ``i u^2 A``, below ``u A`` for any ``i`` below ``10^12`` bars.
+- ``|s_P - S| <= E_P = 2u ((n - 1) n M + sum_block |d_j| + 1.001 K n M)``: the anchor's recursive sum
+  of ``n`` values, each ``|x| <= M``, is within ``(n - 1) u n M / (1 - (n - 1) u)`` of its exact sum;
+  after it each bar adds at most ``u |d_j|`` (rounding the increment) and ``u |s_P|`` (rounding the
+  addition), ``|s_P| <= n M`` up to these errors. The factor 2 covers the ``(1 - k u)`` denominators
+  and the rounding of the bound itself. (Block 0 starts from an empty sum: no anchor term, same bound.)
+
+The estimate ``D = s_P,f (1 / f) - s_P,s (1 / s)`` differs from ``mean_f - mean_s`` by at most
+``B = E_f / f + E_s / s + 8u (2.002 M)`` (the last term covers the reciprocals, the products, the
+subtraction and the rounding of the two reference divisions, each ``<= 2u`` of a value ``<= 1.001 M``);
+the kernel multiplies ``B`` by ``1 + 2^-20`` against the rounding of its own computation. So ``D > B``
+proves ``mean_f > mean_s`` and ``D < -B`` proves ``mean_f < mean_s``, with one comparison a bar against
+the block's ``B``. A bar with ``|D| <= B`` (a near tie, or an exact one, e.g. a flat stretch of prices) is
+decided exactly: the Kahan sums are brought up to that bar (the same `_kahan_add` calls, resumed where they
+last stopped, so at most one compensated pass over the series in all) and the reference averages
+compared. tests/unit/test_fused_sma.py checks the signals against `sma_crossover_signal` on near-tie
+series built to hit that path.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from nt_mcp.domain.backtest.kernel import (
+    EXIT_END,
+    EXIT_OPEN,
+    EXIT_RUIN,
+    EXIT_SIGNAL,
+    N_TRADE_COLS,
+    _entry_units,
+    _write,
+)
+from nt_mcp.domain.backtest.metrics import path_step
+from nt_mcp.domain.strategies.indicators import _kahan_add
+
+BLOCK_BARS = 1024  # bars per block (re-anchor and error bound), at least 8 slow windows
+_U = 2.0**-53
+
+
+@njit(cache=True)
+def _anchor(x, i, n):  # type: ignore[no-untyped-def]
+    """The plain sum of ``x[i-n+1..i]``, left to right."""
+    s = 0.0
+    for j in range(i - n + 1, i + 1):
+        s += x[j]
+    return s
+
+
+@njit(cache=True)
+def _block_range(x, start, stop):  # type: ignore[no-untyped-def]
+    """The smallest and largest of ``x[start:stop]`` (four interleaved running extremes: no dependency
+    chain of one comparison a value)."""
+    lo0 = lo1 = lo2 = lo3 = x[start]
+    hi0 = hi1 = hi2 = hi3 = x[start]
+    j = start
+    while j + 4 <= stop:
+        lo0 = min(lo0, x[j])
+        hi0 = max(hi0, x[j])
+        lo1 = min(lo1, x[j + 1])
+        hi1 = max(hi1, x[j + 1])
+        lo2 = min(lo2, x[j + 2])
+        hi2 = max(hi2, x[j + 2])
+        lo3 = min(lo3, x[j + 3])
+        hi3 = max(hi3, x[j + 3])
+        j += 4
+    while j < stop:
+        lo0 = min(lo0, x[j])
+        hi0 = max(hi0, x[j])
+        j += 1
+    return min(min(lo0, lo1), min(lo2, lo3)), max(max(hi0, hi1), max(hi2, hi3))
+
+
+@njit(cache=True)
+def _kahan_through(x, start, stop, fast, slow, sf, cf, ss, cs):  # type: ignore[no-untyped-def]
+    """The compensated window sums of `sma_crossover_signal` (the same `_kahan_add` calls) moved on from
+    bar ``start`` through bar ``stop``."""
+    for j in range(start, stop + 1):
+        v = x[j]
+        sf, cf = _kahan_add(sf, cf, v - (x[j - fast] if j >= fast else 0.0))
+        ss, cs = _kahan_add(ss, cs, v - (x[j - slow] if j >= slow else 0.0))
+    return sf, cf, ss, cs
+
+
+@njit(cache=True)
+def crossover_events(close, fast, slow, down_value, signals):  # type: ignore[no-untyped-def]
+    """The bars where `sma_crossover_signal` signals, and their signals (+1 up, ``down_value`` down), in
+    one pass of plain sums (see the module docstring). ``signals``: empty, or one NaN per bar to receive
+    them. Returns ``(bars, values, count, kahan_bars)``."""
+    n = close.shape[0]
+    ev_bar = np.empty(max(n - slow, 0) + 1, dtype=np.int64)  # one signal a bar at most, from bar slow on
+    ev_val = np.empty(max(n - slow, 0) + 1, dtype=np.float64)
+    count = 0
+    record = signals.shape[0] == n
+    rf = 1.0 / fast
+    rs = 1.0 / slow
+    block_bars = max(BLOCK_BARS, 8 * slow)
+    pf = 0.0  # plain sums
+    ps = 0.0
+    af = 0.0  # sum |d_j| up to the current block's end
+    as_ = 0.0
+    bound = 0.0  # the current block's B
+    next_block = 0
+    kf = 0.0  # the exact sums, run lazily: bars [0, kahan_at) are in them
+    kcf = 0.0
+    ks = 0.0
+    kcs = 0.0
+    kahan_at = 0
+    kahan_bars = 0
+    rel = 0.0  # sign(mean_f - mean_s) at the previous bar: +1.0, -1.0, or 0.0 (a tie, or undefined)
+    for i in range(n):
+        v = close[i]
+        if i == next_block:
+            stop = min(i + block_bars, n)
+            lo, hi = _block_range(close, max(i - slow, 0), stop)
+            mx = max(abs(lo), abs(hi))
+            # every |d_j| of the block is at most hi - lo (at most |x_j| <= mx before bar n)
+            sum_d = 1.001 * (stop - i) * ((hi - lo) if i >= slow else (hi - lo) + mx)
+            af += sum_d
+            as_ += sum_d
+            kn = 1.001 * block_bars * mx
+            e_f = 4.0 * _U * af + 2.0 * _U * ((fast - 1) * fast * mx + sum_d + kn * fast)
+            e_s = 4.0 * _U * as_ + 2.0 * _U * ((slow - 1) * slow * mx + sum_d + kn * slow)
+            bound = (e_f * rf + e_s * rs + 8.0 * _U * 2.002 * mx) * (1.0 + 2.0**-20)
+            next_block = stop
+            if i > 0:  # re-anchor (i >= block_bars > slow)
+                pf = _anchor(close, i, fast)
+                ps = _anchor(close, i, slow)
+            else:
+                pf = v
+                ps = v
+        else:
+            pf += v - (close[i - fast] if i >= fast else 0.0)
+            ps += v - (close[i - slow] if i >= slow else 0.0)
+        d = pf * rf - ps * rs
+        if not (d * rel > bound) and i >= slow - 1:  # the common bar: on the same side as the last, proven
+            if d > bound:
+                now = 1.0
+            elif d < -bound:
+                now = -1.0
+            else:
+                kahan_bars += i + 1 - kahan_at
+                kf, kcf, ks, kcs = _kahan_through(close, kahan_at, i, fast, slow, kf, kcf, ks, kcs)
+                kahan_at = i + 1
+                exact_f = kf / fast
+                exact_s = ks / slow
+                now = 1.0 if exact_f > exact_s else (-1.0 if exact_f < exact_s else 0.0)
+            if i >= slow and ((rel == -1.0 and now == 1.0) or (rel == 1.0 and now == -1.0)):
+                ev_bar[count] = i
+                ev_val[count] = 1.0 if now == 1.0 else down_value
+                if record:
+                    signals[i] = ev_val[count]
+                count += 1
+            rel = now
+    return ev_bar, ev_val, count, kahan_bars
+
+
+@njit(cache=True)
+def sma_crossover_backtest(  # type: ignore[no-untyped-def]
+    open_,
+    close,
+    ts_ns,
+    fast,
+    slow,
+    down_value,
+    cash,
+    sizing,
+    size,
+    whole_units,
+    c_pct,
+    c_fixed,
+    slippage,
+    close_at_end,
+    equity,
+    signals,
+):
+    """The SMA crossover of ``close`` (``fast < slow`` bars; ``down_value`` -1 to reverse to short, 0 to go
+    flat) simulated as `kernel._simulate_without_exits` simulates its signals, writing ``equity``.
+    ``signals`` is empty, or one NaN per bar to receive the signal bars (as `sma_crossover_signal` writes
+    them: the tests compare the two). Two tight loops: `crossover_events` lists the signal bars, then the
+    simulation runs from event to event, tracking the equity path (`metrics.path_step`) as it goes.
+
+    Returns ``(trades, n_trades, n_cancelled, warmup, path, kahan_bars)``: the trade records, the warm-up
+    `sma_crossover_signal` returns, what `metrics._equity_path` returns for ``equity``, and over how many
+    bars the exact (Kahan) sums had to run to settle near ties (0 on most series)."""
+    n = close.shape[0]
+    warmup = max(fast - 1 if fast - 1 < n else n - 1, slow - 1 if slow - 1 < n else n - 1)
+    ev_bar, ev_val, n_ev, kahan_bars = crossover_events(close, fast, slow, down_value, signals)
+    trades = np.empty((n_ev + 1, N_TRADE_COLS), dtype=np.float64)  # a trade opens on a signal
+    k = 0
+    cancelled = 0
+    pos = 0.0
+    direction = 0.0
+    entry_price = 0.0
+    entry_bar = 0
+    entry_comm = 0.0
+    last = n - 1
+    # equity path state, as in metrics._equity_path (top is set by bar 0)
+    top = np.inf
+    deepest = -np.inf
+    q_min = np.inf
+    bound_e = np.inf
+    any_nan = False
+    mark = -1
+    long_bars = 0
+    long_ns = ts_ns[0] - ts_ns[0]
+    found = False
+    ruined = -1
+    e = 0
+    next_exec = ev_bar[0] + 1 if n_ev > 0 else n
+    for i in range(n):
+        if i == next_exec:
+            target = ev_val[e]
+            e += 1
+            next_exec = ev_bar[e] + 1 if e < n_ev else n
+            if target != direction:
+                if pos != 0.0:
+                    px = open_[i] * (1.0 - direction * slippage)
+                    comm = c_fixed + abs(pos) * px * c_pct
+                    cash += pos * (px - entry_price) - comm
+                    _write(trades, k, entry_bar, i, entry_price, px, pos, entry_comm + comm, EXIT_SIGNAL)
+                    k += 1
+                    pos = 0.0
+                    direction = 0.0
+                if target != 0.0:
+                    px = open_[i] * (1.0 + target * slippage)
+                    units = _entry_units(cash, px, sizing, size, whole_units, c_pct, c_fixed)
+                    if units > 0.0:
+                        pos = target * units
+                        direction = target
+                        entry_price = px
+                        entry_bar = i
+                        entry_comm = c_fixed + units * px * c_pct
+                        cash -= entry_comm
+                    else:
+                        cancelled += 1
+        eq = cash + pos * (close[i] - entry_price)
+        if eq <= 0.0:
+            ruined = i
+            break
+        equity[i] = eq
+        if not (eq < top and eq >= bound_e) and i < last:
+            top, deepest, q_min, bound_e, any_nan, mark, long_bars, long_ns, found = path_step(
+                i, eq, last, ts_ns, top, deepest, q_min, bound_e, any_nan, mark, long_bars, long_ns, found
+            )
+    if ruined >= 0:
+        i = ruined
+        if pos != 0.0:
+            v = close[i]
+            comm = c_fixed + abs(pos) * v * c_pct
+            _write(trades, k, entry_bar, i, entry_price, v, pos, entry_comm + comm, EXIT_RUIN)
+            k += 1
+        equity[i:] = 0.0
+        for t in range(i, n):
+            if not (top > 0.0 and bound_e <= 0.0 and t < last):
+                top, deepest, q_min, bound_e, any_nan, mark, long_bars, long_ns, found = path_step(
+                    t, 0.0, last, ts_ns, top, deepest, q_min, bound_e, any_nan, mark, long_bars, long_ns, found
+                )
+        path = (top, np.nan if any_nan else deepest, long_bars, long_ns, found)
+        return trades[:k], k, cancelled, warmup, path, kahan_bars
+    if pos != 0.0:
+        if close_at_end:
+            px = close[last] * (1.0 - direction * slippage)
+            comm = c_fixed + abs(pos) * px * c_pct
+            cash += pos * (px - entry_price) - comm
+            equity[last] = cash
+            _write(trades, k, entry_bar, last, entry_price, px, pos, entry_comm + comm, EXIT_END)
+        else:
+            _write(trades, k, entry_bar, -1, entry_price, np.nan, pos, entry_comm, EXIT_OPEN)
+        k += 1
+    top, deepest, q_min, bound_e, any_nan, mark, long_bars, long_ns, found = path_step(
+        last, equity[last], last, ts_ns, top, deepest, q_min, bound_e, any_nan, mark, long_bars, long_ns, found
+    )
+    path = (top, np.nan if any_nan else deepest, long_bars, long_ns, found)
+    return trades[:k], k, cancelled, warmup, path, kahan_bars
