@@ -2,9 +2,10 @@
 
 Each round spawns, in turn, the bare server (`bare_ping_server.py`), ``nt-mcp serve`` on SQLite and
 ``nt-mcp serve`` on PostgreSQL + Redis (throwaway servers started like the tests', unless
-``--pg-url``/``--redis-url`` are given), each over stdio through the real mcp ``Client``, and times
-two figures: until tools/list has answered ("listed"), and until the process has exited after the
-client closed stdin ("closed", what `bench_guard.py`'s handshake row times). Databases are migrated
+``--pg-url``/``--redis-url`` are given), each over stdio (JSON-RPC lines on its stdin and stdout), and times
+three figures: until tools/list has answered ("listed"), the server's CPU seconds by then (steadier
+than wall time on a busy machine), and until the process has exited after stdin closed ("closed", what
+`bench_guard.py`'s handshake row times). Databases are migrated
 before the first round (a server on a current schema skips Alembic). Medians of interleaved rounds;
 ratios nt-mcp / bare (lower is better).
 
@@ -19,18 +20,15 @@ Run: ``python benchmarks/bench_handshake.py --rounds 7``.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-
-from mcp import Client, StdioServerParameters
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -40,22 +38,48 @@ from tests.cli import server_env  # noqa: E402
 BARE = str(Path(__file__).resolve().parent / "bare_ping_server.py")
 
 
-def params(nt: bool, data: Path, extra: dict[str, str], src: Path | None = None) -> StdioServerParameters:
+INITIALIZE = (
+    '{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18",'
+    '"capabilities":{},"clientInfo":{"name":"bench","version":"1"}}}\n'
+)
+LIST = '{"jsonrpc":"2.0","method":"notifications/initialized"}\n{"jsonrpc":"2.0","id":2,"method":"tools/list"}\n'
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def command(nt: bool, data: Path, extra: dict[str, str], src: Path | None = None) -> tuple[list[str], dict[str, str]]:
     env = server_env(data, **extra)
     if src is not None:
         env["PYTHONPATH"] = str(src)
-    args = ["-m", "nt_mcp", "serve"] if nt else [BARE]
-    return StdioServerParameters(command=sys.executable, args=args, env=env)
+    return [sys.executable, *(["-m", "nt_mcp", "serve"] if nt else [BARE])], env
 
 
-async def handshake(server: StdioServerParameters) -> tuple[float, float]:
-    """Seconds from spawn until tools/list answered, and until the process exited."""
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds the process has used so far (/proc/PID/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def handshake(server: tuple[list[str], dict[str, str]]) -> tuple[float, float, float]:
+    """Seconds from spawn until tools/list answered, the server's CPU seconds by then, and seconds
+    until the process exited after stdin closed. The stdio transport is JSON-RPC lines, written here."""
+    args, env = server
     started = time.perf_counter()
-    async with Client(server, read_timeout_seconds=120) as client:
-        tools = await client.list_tools()
-        listed = time.perf_counter() - started
-    assert tools.tools, "no tools listed"
-    return listed, time.perf_counter() - started
+    proc = subprocess.Popen(
+        args, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+    proc.stdin.write(INITIALIZE)
+    proc.stdin.flush()
+    assert '"id":1' in proc.stdout.readline()
+    proc.stdin.write(LIST)
+    proc.stdin.flush()
+    listing = proc.stdout.readline()
+    listed = time.perf_counter() - started
+    cpu = cpu_seconds(proc.pid)
+    assert '"id":2' in listing and '"tools"' in listing, listing[:200]
+    proc.stdin.close()
+    proc.wait(timeout=60)
+    return listed, cpu, time.perf_counter() - started
 
 
 def migrate(data: Path, extra: dict[str, str], src: Path | None = None) -> None:
@@ -103,18 +127,15 @@ def top_imports(data: Path, count: int = 15) -> list[tuple[float, str]]:
     return sorted(rows, reverse=True)[:count]
 
 
-async def interleave(rounds: int, runs: dict[str, Callable[[], Awaitable[tuple[float, float]]]]) -> dict[str, Any]:
-    samples: dict[str, list[tuple[float, float]]] = {name: [] for name in runs}
+def interleave(rounds: int, runs: dict[str, Callable[[], tuple[float, float, float]]]) -> dict[str, list[float]]:
+    samples: dict[str, list[tuple[float, float, float]]] = {name: [] for name in runs}
     for _ in range(rounds):
         for name, run in runs.items():
-            samples[name].append(await run())
-    return {
-        name: (statistics.median(s[0] for s in values), statistics.median(s[1] for s in values))
-        for name, values in samples.items()
-    }
+            samples[name].append(run())
+    return {name: [statistics.median(s[i] for s in values) for i in range(3)] for name, values in samples.items()}
 
 
-async def main() -> None:
+def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--pg-url", help="PostgreSQL URL of a database to use (else a throwaway server is started)")
@@ -148,21 +169,21 @@ async def main() -> None:
         stacks: dict[str, dict[str, str]] = {"SQLite": {}}
         if not args.skip_pg:
             stacks["PostgreSQL + Redis"] = {"NT_DATABASE_URL": pg_url, "NT_REDIS_URL": redis_url}
-        runs: dict[str, Callable[[], Awaitable[tuple[float, float]]]] = {
-            "bare": lambda: handshake(params(False, tmp / "bare", {}))
+        runs: dict[str, Callable[[], tuple[float, float, float]]] = {
+            "bare": lambda: handshake(command(False, tmp / "bare", {}))
         }
         for label, extra in stacks.items():
             data = tmp / label.split()[0]
             migrate(data, extra)
-            runs[f"nt {label}"] = lambda data=data, extra=extra: handshake(params(True, data, extra))  # type: ignore[misc]
+            runs[f"nt {label}"] = lambda data=data, extra=extra: handshake(command(True, data, extra))  # type: ignore[misc]
             for number, baseline in enumerate(args.baseline_src, 1):
                 src = baseline.resolve()
                 base = tmp / f"base{number}-{label.split()[0]}"
                 migrate(base, extra, src)
                 runs[f"{src.parent.name} {label}"] = lambda base=base, extra=extra, src=src: handshake(  # type: ignore[misc]
-                    params(True, base, extra, src)
+                    command(True, base, extra, src)
                 )
-        medians = await interleave(args.rounds, runs)
+        medians = interleave(args.rounds, runs)
         imports = top_imports(tmp / "SQLite") if args.importtime else []
     finally:
         for server in started:
@@ -170,11 +191,13 @@ async def main() -> None:
 
     load = os.getloadavg()
     print(f"rounds={args.rounds} (medians of interleaved rounds); load average {' '.join(f'{x:.2f}' for x in load)}")
-    print("| server | listed (s) | closed (s) | listed / bare | closed / bare |")
-    print("|---|---:|---:|---:|---:|")
-    bare_listed, bare_closed = medians["bare"]
-    for name, (listed, closed) in medians.items():
-        print(f"| {name} | {listed:.3f} | {closed:.3f} | {listed / bare_listed:.2f}x | {closed / bare_closed:.2f}x |")
+    print("| server | listed (s) | server CPU by then (s) | closed (s) | listed / bare | CPU / bare | closed / bare |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    bare = medians["bare"]
+    for name, figures in medians.items():
+        listed, cpu, closed = figures
+        ratios = " | ".join(f"{value / reference:.2f}x" for value, reference in zip(figures, bare, strict=True))
+        print(f"| {name} | {listed:.3f} | {cpu:.2f} | {closed:.3f} | {ratios} |")
     if imports:
         print("\ntop-level imports of one nt-mcp SQLite handshake (python -X importtime, cumulative s):")
         for seconds, name in imports:
@@ -182,4 +205,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    main()

@@ -74,7 +74,7 @@ async def _serve_stdio(settings: Settings) -> None:
     thread that no cancellation reaches until a line or EOF arrives (at a terminal: never), and asyncio
     would wait for it forever."""
     from nt_mcp.server.app import build_server
-    from nt_mcp.server.kernel_warmup import start_kernel_warm_up
+    from nt_mcp.server.kernel_warmup import kernel_warm_up_running
     from nt_mcp.tools.services import Services
 
     services = await Services.start(settings)
@@ -84,7 +84,7 @@ async def _serve_stdio(settings: Settings) -> None:
         loop.add_signal_handler(sig, stop.set)
     try:
         server = build_server(services, local_operator=True)  # stdio: the local operator
-        server.start_when_used(start_kernel_warm_up)  # after the handshake: beside it, it slowed it (benchmarks)
+        server.start_when_used(kernel_warm_up_running)  # after the handshake: beside it, it slowed it (benchmarks)
         log.info(
             "serving",
             extra={

@@ -1,7 +1,7 @@
 """A fresh server lists its tools without importing what only some tools need: the handshake of a client
 that never backtests, trades with Alpaca, draws a chart or fits a forecaster does not pay for those
 libraries (numba, Alembic on a current database, alpaca-py, Pillow, scikit-learn, statsmodels, skfolio,
-shin, SciPy, pandas; the PostgreSQL dialect on SQLite)."""
+shin, SciPy, pandas, dask; the PostgreSQL dialect on SQLite)."""
 
 from __future__ import annotations
 
@@ -26,6 +26,8 @@ HEAVY = (
     "scipy",
     "pandas",
     "cvxpy",
+    "dask",
+    "distributed",
 )
 
 # Build the server as `nt-mcp serve` does (settings from the environment, services, the server), answer

@@ -1,8 +1,8 @@
 """Compiled kernels that answer before they are compiled.
 
 numba compiles an ``@njit`` kernel on its first call: seconds on a fresh install, ~1 s to load them all
-from the on-disk cache otherwise. A server warms its kernels in a background thread as it starts
-serving (`warm_up`, started by `nt_mcp.server.kernel_warmup`). Meanwhile ``compiled(kernel)(*args)``
+from the on-disk cache otherwise. A server warms its kernels in a background thread once it is in use
+(`warm_up`, started by `nt_mcp.server.kernel_warmup`). Meanwhile ``compiled(kernel)(*args)``
 decides per call:
 
 - the kernel already has a compiled signature, or no warm-up is running: the compiled kernel

@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pydantic
@@ -105,8 +105,9 @@ class NtMCPServer(MCPServer[Any]):
     def __init__(self, guard: Guard, specs: list[ToolSpec]) -> None:
         super().__init__(name="nt-mcp", version=__version__, instructions=INSTRUCTIONS)
         self.guard = guard
-        self._when_used: Callable[[], None] | None = None
+        self._when_used: Callable[[], Awaitable[None]] | None = None
         self._listed_once = False
+        self._using: asyncio.Future[None] | None = None
         self.specs = {spec.name: spec for spec in specs}
         for spec in specs:
             self.add_tool(
@@ -150,23 +151,25 @@ class NtMCPServer(MCPServer[Any]):
         spec = self.specs.get(tool)
         return spec is not None and scope_error(spec, principal) is None
 
-    def start_when_used(self, start: Callable[[], None]) -> None:
-        """Call ``start`` (idempotent, quick) once the handshake is over: ``AFTER_LISTING_S`` after the
-        first tools/list answered, or before the first tool call runs, whichever comes first. The kernel
-        warm-up starts so: not beside the handshake, which it slowed, and always before a call that may
-        need a kernel (small calls then run the kernels' Python twins instead of waiting for the compiler)."""
+    def start_when_used(self, start: Callable[[], Awaitable[None]]) -> None:
+        """Await ``start`` once the handshake is over: ``AFTER_LISTING_S`` after the first tools/list
+        answered, or before the first tool call runs, whichever comes first. The kernel warm-up starts
+        so: not beside the handshake, which it slowed, and running before a call that may need a kernel
+        (small calls then run the kernels' Python twins instead of waiting for the compiler)."""
         self._when_used = start
 
-    def _used(self) -> None:
-        if self._when_used is not None:
-            self._when_used()
+    def _use(self) -> asyncio.Future[None] | None:
+        """The one start (a task), begun on the first use; None when nothing is to start."""
+        if self._using is None and self._when_used is not None:
+            self._using = asyncio.ensure_future(self._when_used())
+        return self._using
 
     # -- tools ------------------------------------------------------------------------------------
     async def list_tools(self) -> list[MCPTool]:
         if not self._listed_once:
             self._listed_once = True
             if self._when_used is not None:
-                asyncio.get_running_loop().call_later(AFTER_LISTING_S, self._used)
+                asyncio.get_running_loop().call_later(AFTER_LISTING_S, self._use)
         if self._listing is None:
             self._listing = {
                 tool.name: tool.model_copy(
@@ -185,7 +188,9 @@ class NtMCPServer(MCPServer[Any]):
     async def call_tool(
         self, name: str, arguments: dict[str, Any], context: Context[Any, Any] | None = None
     ) -> CallToolResult | InputRequiredResult:
-        self._used()
+        using = self._use()
+        if using is not None and not using.done():
+            await asyncio.shield(using)  # a cancelled call does not cancel the start
         spec = self.specs.get(name)
         if spec is None:
             return await self.guard.unknown_tool(name, arguments)

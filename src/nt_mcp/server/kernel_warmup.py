@@ -10,6 +10,7 @@ pure-Python twins (`nt_mcp.domain.jit`), so the first answers after an install d
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 
@@ -17,17 +18,24 @@ log = logging.getLogger(__name__)
 
 _lock = threading.Lock()
 _thread: threading.Thread | None = None
+_warming = threading.Event()  # set once the thread is warming (kernel calls see it), or has given up
 
 
 def _warm_up() -> None:
-    from nt_mcp.domain import jit
-    from nt_mcp.domain.backtest.warmup import compile_kernels
-
     try:
-        seconds = jit.warm_up(compile_kernels)
+        from nt_mcp.domain import jit
+        from nt_mcp.domain.backtest import warmup
+
+        def warm() -> None:
+            _warming.set()  # jit.warm_up has marked the warm-up as running: small calls take the twins
+            warmup.compile_kernels()
+
+        seconds = jit.warm_up(warm)
     except Exception:
         log.exception("backtest kernel warm-up failed")
         return
+    finally:
+        _warming.set()
     if seconds is not None:
         log.info("backtest kernels ready", extra={"seconds": round(seconds, 3)})
 
@@ -35,9 +43,18 @@ def _warm_up() -> None:
 def start_kernel_warm_up() -> None:
     """Start the warm-up thread (once per process; later calls do nothing)."""
     global _thread
-    if _thread is not None:  # the usual case, once per tool call: no lock
+    if _thread is not None:  # the usual case: no lock
         return
     with _lock:
         if _thread is None:
             _thread = threading.Thread(target=_warm_up, name="nt-mcp-kernel-warm-up", daemon=True)
             _thread.start()
+
+
+async def kernel_warm_up_running() -> None:
+    """Start the warm-up if it has not started, and return once it runs (numba imported, the warm-up
+    marked as running), so a kernel call made next takes the twin or the compiled kernel, never an
+    unannounced compilation of its own. Waits at most 30 s."""
+    start_kernel_warm_up()
+    if not _warming.is_set():
+        await asyncio.to_thread(_warming.wait, 30)
