@@ -61,6 +61,7 @@ async def test_postgresql_shutting_down_57P03_is_a_retryable_database_error(
     async with Client(build_server(services)) as client:
         assert not (await client.call_tool("ping", {"echo": "before"})).is_error
         await services.jobs.stop()  # its polling would open a pooled session the smart shutdown then waits on
+        await services.audit.flush()  # so would the ping's batched audit row, were its write in flight at dispose
         holder = await asyncpg.connect(own_postgres.admin_url)  # one session keeps the server "shutting down"
         await services.db.engine.dispose()  # pooled sessions would go on working: make the server take new ones
         own_postgres.begin_smart_shutdown()
