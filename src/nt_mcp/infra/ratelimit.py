@@ -15,6 +15,7 @@ at 1,000 calls/s) and schedules an expiry task that hops to a worker thread afte
 
 from __future__ import annotations
 
+import functools
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -36,6 +37,12 @@ class WindowLimiter(Protocol):
     async def test(self, item: RateLimitItem, *identifiers: str, cost: int = 1) -> bool: ...
 
     async def get_window_stats(self, item: RateLimitItem, *identifiers: str) -> WindowStats: ...
+
+
+@functools.lru_cache(maxsize=4096)
+def _key_for(item: RateLimitItem, *identifiers: str) -> str:
+    """``item.key_for(*identifiers)``, built once per (limit, principal, tool) instead of on every hit."""
+    return item.key_for(*identifiers)
 
 
 class MemoryMovingWindow:
@@ -71,7 +78,7 @@ class MemoryMovingWindow:
 
     async def hit(self, item: RateLimitItem, *identifiers: str, cost: int = 1) -> bool:
         now = time.time()
-        hits, total = self._window(item.key_for(*identifiers), item.get_expiry(), now)
+        hits, total = self._window(_key_for(item, *identifiers), item.get_expiry(), now)
         if cost > item.amount or total[0] + cost > item.amount:
             return False
         if hits and hits[-1][0] == now:
@@ -82,12 +89,12 @@ class MemoryMovingWindow:
         return True
 
     async def test(self, item: RateLimitItem, *identifiers: str, cost: int = 1) -> bool:
-        _, total = self._window(item.key_for(*identifiers), item.get_expiry(), time.time())
+        _, total = self._window(_key_for(item, *identifiers), item.get_expiry(), time.time())
         return total[0] <= item.amount - cost
 
     async def get_window_stats(self, item: RateLimitItem, *identifiers: str) -> WindowStats:
         now = time.time()
-        hits, total = self._window(item.key_for(*identifiers), item.get_expiry(), now)
+        hits, total = self._window(_key_for(item, *identifiers), item.get_expiry(), now)
         start = hits[0][0] if hits else now
         return WindowStats(start + item.get_expiry(), item.amount - total[0])
 

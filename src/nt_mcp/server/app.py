@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -58,7 +57,7 @@ from nt_mcp.errors import AuthenticationError, InternalError
 from nt_mcp.errors import ValidationError as ToolValidationError
 from nt_mcp.server import client_logging
 from nt_mcp.server.completion import Completer
-from nt_mcp.server.guard import Guard, describe_validation_error, scope_error
+from nt_mcp.server.guard import Guard, describe_validation_error, new_correlation_id, scope_error
 from nt_mcp.server.prompts import PROMPTS, WorkflowPrompt, checked_arguments
 from nt_mcp.server.registry import all_tools, entry_point, toolset_names
 from nt_mcp.server.resources import ResourceCatalog
@@ -218,7 +217,7 @@ class NtMCPServer(MCPServer[Any]):
         except ToolError as error:
             if isinstance(error.__cause__, pydantic.ValidationError):
                 return await self.guard.refuse(spec, describe_validation_error(error.__cause__), arguments)
-            correlation_id = uuid.uuid4().hex[:16]  # an argument validator crashed: a bug, said as INTERNAL
+            correlation_id = new_correlation_id()  # an argument validator crashed: a bug, said as INTERNAL
             log.error("argument validation crashed", exc_info=error, extra={"correlation_id": correlation_id})
             return await self.guard.refuse(spec, InternalError(correlation_id), arguments)
 
