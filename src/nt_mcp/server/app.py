@@ -28,6 +28,7 @@ from typing import Any
 import pydantic
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.stdio import stdio_server
 from mcp.shared.exceptions import MCPError
 from mcp_types import (
     INVALID_PARAMS,
@@ -61,6 +62,7 @@ from nt_mcp.server.guard import Guard, describe_validation_error, new_correlatio
 from nt_mcp.server.prompts import PROMPTS, WorkflowPrompt, checked_arguments
 from nt_mcp.server.registry import all_tools, entry_point, toolset_names
 from nt_mcp.server.resources import ResourceCatalog
+from nt_mcp.server.stdio_pipes import pipe_stdio
 from nt_mcp.tools.arguments import unclean_argument
 from nt_mcp.tools.registry import Principal, ToolSpec
 from nt_mcp.tools.services import Services
@@ -162,6 +164,13 @@ class NtMCPServer(MCPServer[Any]):
         if self._using is None and self._when_used is not None:
             self._using = asyncio.ensure_future(self._when_used())
         return self._using
+
+    async def run_stdio_async(self) -> None:
+        """Serve over stdin/stdout: on event-loop pipes when both are pipes (`server.stdio_pipes`: no
+        worker-thread hop per line), else the SDK's threaded files."""
+        async with pipe_stdio() as pipes, stdio_server(*(pipes or (None, None))) as (read_stream, write_stream):
+            sdk = self._lowlevel_server
+            await sdk.run(read_stream, write_stream, sdk.create_initialization_options())
 
     # -- tools ------------------------------------------------------------------------------------
     async def list_tools(self) -> list[MCPTool]:
