@@ -30,9 +30,8 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Protocol
 
+import redis.asyncio as aioredis
 from limits import RateLimitItem, RateLimitItemPerMinute
-from limits.aio.storage import RedisStorage
-from limits.aio.strategies import MovingWindowRateLimiter
 from limits.util import WindowStats
 
 from nt_mcp.infra.redis_link import RedisLink
@@ -108,6 +107,69 @@ class MemoryMovingWindow:
         return WindowStats(start + item.get_expiry(), item.amount - total[0])
 
 
+# The moving window of `MemoryMovingWindow`, in Redis, as one atomic script: KEYS[1] a list of
+# "time|units" hits, newest first; KEYS[2] their total. ARGV: now, limit, expiry (s), cost (0: only read).
+# Expired hits are popped from the old end, so a hit is O(1) amortised whatever its cost (the `limits`
+# library's Redis moving window pushes one list entry per unit: O(cost), and a list as long as the limit).
+# Returns {allowed, units in the window, the oldest hit's time (or now) as text}.
+_REDIS_WINDOW = """
+local now, limit, expiry, cost = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local total = tonumber(redis.call('get', KEYS[2]) or '0')
+local cutoff = now - expiry
+while true do
+  local oldest = redis.call('lindex', KEYS[1], -1)
+  if not oldest then total = 0 break end
+  local bar = string.find(oldest, '|', 1, true)
+  if tonumber(string.sub(oldest, 1, bar - 1)) >= cutoff then break end
+  total = total - tonumber(string.sub(oldest, bar + 1))
+  redis.call('rpop', KEYS[1])
+end
+local allowed = 0
+if cost > 0 and cost <= limit and total + cost <= limit then
+  redis.call('lpush', KEYS[1], ARGV[1] .. '|' .. ARGV[4])
+  total = total + cost
+  allowed = 1
+end
+if total > 0 then
+  redis.call('set', KEYS[2], total, 'EX', expiry)
+  redis.call('expire', KEYS[1], expiry)
+else
+  redis.call('del', KEYS[1], KEYS[2])
+end
+local oldest = redis.call('lindex', KEYS[1], -1)
+local start = ARGV[1]
+if oldest then start = string.sub(oldest, 1, string.find(oldest, '|', 1, true) - 1) end
+return {allowed, total, start}
+"""
+
+
+class RedisMovingWindow:
+    """`MemoryMovingWindow`'s window, shared in Redis: one script call (``EVALSHA``) per hit."""
+
+    def __init__(self, client: aioredis.Redis, prefix: str = "nt-mcp:rl:") -> None:
+        self._script = client.register_script(_REDIS_WINDOW)
+        self._prefix = prefix
+
+    async def _run(self, item: RateLimitItem, identifiers: tuple[str, ...], cost: int) -> tuple[bool, int, float]:
+        key = self._prefix + "{" + _key_for(item, *identifiers) + "}"
+        now = f"{time.time():.6f}"
+        allowed, total, start = await self._script(
+            keys=[key, key + ":n"], args=[now, item.amount, item.get_expiry(), cost]
+        )
+        return bool(allowed), int(total), float(start)
+
+    async def hit(self, item: RateLimitItem, *identifiers: str, cost: int = 1) -> bool:
+        return (await self._run(item, identifiers, max(1, cost)))[0]
+
+    async def test(self, item: RateLimitItem, *identifiers: str, cost: int = 1) -> bool:
+        _, total, _ = await self._run(item, identifiers, 0)
+        return total <= item.amount - cost
+
+    async def get_window_stats(self, item: RateLimitItem, *identifiers: str) -> WindowStats:
+        _, total, start = await self._run(item, identifiers, 0)
+        return WindowStats(start + item.get_expiry(), item.amount - total)
+
+
 @dataclass(frozen=True)
 class Decision:
     allowed: bool
@@ -128,12 +190,7 @@ class RateLimiter:
         self.backend = "redis" if link is not None else "memory"
         self._link = link
         self._memory = MemoryMovingWindow()
-        self._redis: MovingWindowRateLimiter | None = None
-        if link is not None:
-            storage = RedisStorage(
-                f"async+{link.url}", implementation="redispy", socket_timeout=1.0, socket_connect_timeout=1.0
-            )
-            self._redis = MovingWindowRateLimiter(storage)
+        self._redis = RedisMovingWindow(link.client) if link is not None else None
         self.item: RateLimitItem = RateLimitItemPerMinute(per_minute)
         self.lease_units = per_minute // LEASE_SHARE
         self._leases: dict[tuple[str, str], list[float]] = {}  # (principal, tool) -> [units left, until]

@@ -40,8 +40,6 @@ from typing import Any, TypeVar
 
 import anyio
 from limits import RateLimitItem, parse
-from limits.aio.storage import RedisStorage
-from limits.aio.strategies import MovingWindowRateLimiter
 from mcp.server.auth.middleware.auth_context import AuthContextMiddleware
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser, BearerAuthBackend
 from mcp.server.auth.provider import TokenVerifier
@@ -58,7 +56,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from nt_mcp.config import Settings
 from nt_mcp.infra.observability import AUTH_FAILURES, HTTP_IN_FLIGHT, HTTP_LATENCY, HTTP_REJECTIONS, HTTP_REQUESTS
-from nt_mcp.infra.ratelimit import MemoryMovingWindow, WindowLimiter
+from nt_mcp.infra.ratelimit import MemoryMovingWindow, RedisMovingWindow, WindowLimiter
 from nt_mcp.infra.redis_link import RedisLink
 from nt_mcp.server.app import NtMCPServer, build_server
 from nt_mcp.server.auth import protected_resource_metadata, resource_metadata_url
@@ -226,15 +224,7 @@ class HttpRateLimits:
     def __init__(self, settings: Settings, link: RedisLink | None) -> None:
         self.link = link
         self.memory = MemoryMovingWindow()
-        self.redis = (
-            MovingWindowRateLimiter(
-                RedisStorage(
-                    f"async+{link.url}", implementation="redispy", socket_timeout=1.0, socket_connect_timeout=1.0
-                )
-            )
-            if link is not None
-            else None
-        )
+        self.redis = RedisMovingWindow(link.client) if link is not None else None
         self.requests: RateLimitItem = parse(settings.http_rate_limit)
         self.failures: RateLimitItem = parse(settings.auth_failure_limit)
 
