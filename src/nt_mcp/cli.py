@@ -21,7 +21,7 @@ import pydantic
 
 from nt_mcp import __version__
 from nt_mcp.config import Settings, describe_settings_error, load_settings
-from nt_mcp.infra.observability import configure_logging, redact
+from nt_mcp.infra.logs import configure_logging, redact
 
 log = logging.getLogger("nt_mcp.cli")
 
