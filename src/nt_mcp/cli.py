@@ -134,6 +134,7 @@ async def _serve_stdio(settings: Settings) -> None:
         server.start_when_used(register)
         loop.call_later(START_ANYWAY_S, server.begin)
     stop = asyncio.Event()
+    fatal: BaseException | None = None
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
@@ -150,10 +151,10 @@ async def _serve_stdio(settings: Settings) -> None:
         waiting: set[asyncio.Future[Any]] = {serving, stopping, failed}
         await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
         stopping.cancel()
-        if failed.done():
-            serving.cancel()
-            failed.result()  # the services did not open: the error surfaces here
-        if serving.done():
+        if failed.done():  # the services did not open: end as main() ends on an error, without waiting
+            serving.cancel()  # for the stdin reader thread (see above)
+            fatal = failed.exception()
+        elif serving.done():
             serving.result()  # a failure of the transport surfaces here
             return
     finally:
@@ -166,9 +167,19 @@ async def _serve_stdio(settings: Settings) -> None:
                 await starting
         if services is not None:
             await services.close()
+    if fatal is not None:
+        log.error("fatal", exc_info=fatal)
+        print(_fatal_line(fatal), file=sys.stderr, flush=True)
+        logging.shutdown()
+        os._exit(1)
     log.info("stopped by a signal")
     logging.shutdown()
     os._exit(0)
+
+
+def _fatal_line(error: BaseException) -> str:
+    """The one stderr line of a run-time failure (exit code 1)."""
+    return f"nt-mcp: {redact(type(error).__name__ + ': ' + str(error))}"
 
 
 def _check_toolsets(settings: Settings) -> None:
@@ -311,7 +322,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except Exception as error:
         log.exception("fatal")
-        print(f"nt-mcp: {redact(type(error).__name__ + ': ' + str(error))}", file=sys.stderr)
+        print(_fatal_line(error), file=sys.stderr)
         return 1
     return 0
 

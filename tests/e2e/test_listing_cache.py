@@ -208,3 +208,32 @@ async def test_a_deferred_server_lists_the_cache_and_calls_wait_for_the_tools(
     assert before.model_dump_json(by_alias=True) == expected == after.model_dump_json(by_alias=True)
     assert not ping.is_error and ping.structured_content["echo"] == "wait"
     assert templates.resource_templates  # the other handlers wait for the tools too
+
+
+def test_services_that_fail_after_a_cached_handshake_end_the_server(tmp_path: Path) -> None:
+    """The deferred start opens the database after the handshake: when that fails (here a database at a
+    revision this version does not know), the server exits 1 naming the error, as a full build does
+    before answering."""
+    data = _migrated(tmp_path)
+    _session(data)  # writes the cache
+    import sqlite3
+
+    with sqlite3.connect(data / "nt-mcp.sqlite3") as conn:
+        conn.execute("UPDATE alembic_version SET version_num = 'deadbeef'")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "nt_mcp", "serve"],
+        env=server_env(data),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+    proc.stdin.write(INITIALIZE + LIST)
+    proc.stdin.flush()
+    assert '"id":1' in proc.stdout.readline()
+    assert '"tools"' in proc.stdout.readline()  # answered from the cache
+    proc.wait(timeout=60)  # stdin still open: the failed start ends the server by itself
+    stderr = proc.stderr.read() if proc.stderr is not None else ""
+    assert proc.returncode == 1
+    assert "nt-mcp: CommandError: Can't locate revision identified by 'deadbeef'" in stderr
