@@ -237,3 +237,34 @@ def test_services_that_fail_after_a_cached_handshake_end_the_server(tmp_path: Pa
     stderr = proc.stderr.read() if proc.stderr is not None else ""
     assert proc.returncode == 1
     assert "nt-mcp: CommandError: Can't locate revision identified by 'deadbeef'" in stderr
+
+
+def test_an_idle_client_still_gets_the_services_started(tmp_path: Path) -> None:
+    """A client that initializes and then sends nothing: the deferred start runs anyway (within
+    `cli.START_ANYWAY_S`), so the spool is replayed and jobs resume as on a full build."""
+    data = _migrated(tmp_path)
+    _session(data)  # writes the cache
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "nt_mcp", "serve"],
+        env=server_env(data),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+    proc.stdin.write(INITIALIZE)
+    proc.stdin.flush()
+    assert '"id":1' in proc.stdout.readline()
+    started = False
+    give_up = threading.Timer(30, proc.stdin.close)  # then the server exits and the log ends
+    give_up.start()
+    for line in proc.stderr:  # the log, line by line, until the services say they started
+        if '"msg": "services started"' in line:
+            started = True
+            break
+    give_up.cancel()
+    if not proc.stdin.closed:
+        proc.stdin.close()
+    proc.wait(timeout=60)
+    assert started and proc.returncode == 0
