@@ -235,7 +235,7 @@ class NtMCPServer(MCPServer[Any]):
             await asyncio.shield(using)  # a cancelled request does not cancel the start
         if self.guard is None:
             if using is not None and using.done() and using.exception() is not None:
-                raise InternalError("server start failed") from using.exception()
+                raise RuntimeError("the server's start failed") from using.exception()
             raise RuntimeError("the server's tools are not registered")
         return self.guard
 
