@@ -49,6 +49,7 @@ from tests.cli import server_env
 from tests.conftest import make_settings
 from tests.servers import free_port
 
+from nt_mcp.infra.observability import configure_logging
 from nt_mcp.server.app import build_server
 from nt_mcp.server.certs import write_dev_pair
 from nt_mcp.tools.services import Services
@@ -291,6 +292,7 @@ async def main() -> None:
                     make_settings(tmp / "pg", database_url=pg_url, redis_url=redis_url, rate_limit_per_minute=BUDGET)
                 )
             bare_server = build_bare()
+            configure_logging("INFO")  # as `nt-mcp serve` does (JSON lines on stderr), for both servers
             runs: dict[str, Callable[[], Awaitable[float]]] = {
                 "bare in-memory": lambda: in_memory(bare_server, args.calls)
             }

@@ -75,5 +75,11 @@ def configure_logging(level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    # The JSON line carries none of these, so do not gather them for every record (the logging
+    # HOWTO's "Optimization": no caller frame walk, no thread/process/multiprocessing lookups).
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
     for noisy in ("httpx", "httpcore", "asyncio", "aiosqlite", "alembic", "sqlalchemy.engine.Engine"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))

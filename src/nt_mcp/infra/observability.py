@@ -4,6 +4,8 @@ server exports.
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import Counter, Gauge, Histogram
 
 from nt_mcp.infra.logs import JsonFormatter as JsonFormatter  # re-exported: the logging half lives there
@@ -26,6 +28,19 @@ BREAKER_TRANSITIONS = Counter(
     "nt_mcp_breaker_transitions", "Circuit breaker state changes.", ["service", "from_state", "to_state"]
 )
 BREAKER_STATE = Gauge("nt_mcp_breaker_state", "Circuit breaker state: 0 closed, 1 half-open, 2 open.", ["service"])
+
+_CALL_METRICS: dict[tuple[str, str], tuple[Any, Any]] = {}
+
+
+def call_metrics(tool: str, outcome: str) -> tuple[Any, Any]:
+    """``TOOL_CALLS`` and ``TOOL_LATENCY`` for one (tool, outcome), looked up once per pair (the
+    client's ``labels`` call validates and hashes its labels on every use)."""
+    pair = _CALL_METRICS.get((tool, outcome))
+    if pair is None:
+        pair = _CALL_METRICS[(tool, outcome)] = (TOOL_CALLS.labels(tool, outcome), TOOL_LATENCY.labels(tool, outcome))
+    return pair
+
+
 SPOOL_DEPTH = Gauge("nt_mcp_spool_depth", "Writes waiting in the local spool for the database to come back.")
 SPOOL_REPLAYS = Counter("nt_mcp_spool_replays", "Spooled writes replayed, by kind and result.", ["kind", "result"])
 REDIS_DEGRADED = Gauge("nt_mcp_redis_degraded", "1 while Redis is unreachable and process memory stands in.")

@@ -4,8 +4,17 @@ Built on the `limits` library. Storage is process memory by default and Redis wh
 ``NT_REDIS_URL`` is set, so replicas on one Redis share one budget. A tool of cost ``c`` uses
 ``c`` units of the ``NT_RATE_LIMIT_PER_MINUTE`` budget per call.
 
-An allowed call costs one storage round trip (the moving window's atomic acquire, a Lua script in
-Redis); only a refused call asks for the window statistics (a second trip) to say when to retry.
+An allowed call costs at most one storage round trip (the moving window's atomic acquire, a Lua
+script in Redis); only a refused call asks for the window statistics (a second trip) to say when to
+retry. With a large budget, Redis is not asked on every call: a process takes a *lease* of
+``budget // LEASE_SHARE`` units in one acquire (recorded in the shared window like any hit) and spends
+it locally for up to ``LEASE_TTL_S`` seconds, so at 1,000 calls/s a (principal, tool) costs about one
+round trip a second instead of a thousand. The price, stated: units leased but not spent before the
+lease ends still count in the window, so a principal served by ``r`` processes may be refused up to
+``r / LEASE_SHARE`` of its budget early (2 % per process), and a leased unit is counted at the time of
+its lease, up to ``LEASE_TTL_S`` before its call. Budgets under ``LEASE_SHARE`` units a minute (the
+default, 120, leases 2) are counted call by call, exactly. Near the limit, when a lease no longer
+fits, the call asks for exactly its own cost.
 
 In process memory the window is `MemoryMovingWindow`, not the library's async ``MemoryStorage``: that
 one inserts each hit at the front of a list of every hit in the window (O(n) per call, 60,000 entries
@@ -15,6 +24,7 @@ at 1,000 calls/s) and schedules an expiry task that hops to a worker thread afte
 
 from __future__ import annotations
 
+import functools
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -36,6 +46,12 @@ class WindowLimiter(Protocol):
     async def test(self, item: RateLimitItem, *identifiers: str, cost: int = 1) -> bool: ...
 
     async def get_window_stats(self, item: RateLimitItem, *identifiers: str) -> WindowStats: ...
+
+
+@functools.lru_cache(maxsize=4096)
+def _key_for(item: RateLimitItem, *identifiers: str) -> str:
+    """``item.key_for(*identifiers)``, built once per (limit, principal, tool) instead of on every hit."""
+    return item.key_for(*identifiers)
 
 
 class MemoryMovingWindow:
@@ -71,7 +87,7 @@ class MemoryMovingWindow:
 
     async def hit(self, item: RateLimitItem, *identifiers: str, cost: int = 1) -> bool:
         now = time.time()
-        hits, total = self._window(item.key_for(*identifiers), item.get_expiry(), now)
+        hits, total = self._window(_key_for(item, *identifiers), item.get_expiry(), now)
         if cost > item.amount or total[0] + cost > item.amount:
             return False
         if hits and hits[-1][0] == now:
@@ -82,12 +98,12 @@ class MemoryMovingWindow:
         return True
 
     async def test(self, item: RateLimitItem, *identifiers: str, cost: int = 1) -> bool:
-        _, total = self._window(item.key_for(*identifiers), item.get_expiry(), time.time())
+        _, total = self._window(_key_for(item, *identifiers), item.get_expiry(), time.time())
         return total[0] <= item.amount - cost
 
     async def get_window_stats(self, item: RateLimitItem, *identifiers: str) -> WindowStats:
         now = time.time()
-        hits, total = self._window(item.key_for(*identifiers), item.get_expiry(), now)
+        hits, total = self._window(_key_for(item, *identifiers), item.get_expiry(), now)
         start = hits[0][0] if hits else now
         return WindowStats(start + item.get_expiry(), item.amount - total[0])
 
@@ -96,6 +112,13 @@ class MemoryMovingWindow:
 class Decision:
     allowed: bool
     retry_after_s: float
+
+
+ALLOWED = Decision(True, 0.0)
+LEASE_SHARE = 50  # a lease is 1/50 of the per-minute budget
+LEASE_TTL_S = 1.0  # and lives one second
+_MAX_LEASES = 4096  # (principal, tool) leases kept before expired ones are dropped
+_TIGHT = -1.0  # a lease's units when none fitted in the window: calls ask for their exact cost
 
 
 class RateLimiter:
@@ -112,6 +135,8 @@ class RateLimiter:
             )
             self._redis = MovingWindowRateLimiter(storage)
         self.item: RateLimitItem = RateLimitItemPerMinute(per_minute)
+        self.lease_units = per_minute // LEASE_SHARE
+        self._leases: dict[tuple[str, str], list[float]] = {}  # (principal, tool) -> [units left, until]
 
     async def _hit(self, limiter: WindowLimiter, principal: str, tool: str, cost: int) -> Decision:
         if await limiter.hit(self.item, principal, tool, cost=cost):
@@ -123,8 +148,32 @@ class RateLimiter:
         """Spend ``cost`` units of ``principal``'s budget for ``tool``; refuse when it is spent."""
         if self._link is None or self._redis is None:
             return await self._hit(self._memory, principal, tool, cost)
+        lease = self._leases.get((principal, tool))
+        if lease is not None and lease[0] >= cost and time.monotonic() < lease[1]:
+            lease[0] -= cost
+            return ALLOWED
         redis_limiter = self._redis
         return await self._link.run(
-            lambda: self._hit(redis_limiter, principal, tool, cost),
+            lambda: self._hit_leasing(redis_limiter, principal, tool, cost),
             lambda: self._hit(self._memory, principal, tool, cost),
         )
+
+    async def _hit_leasing(self, limiter: WindowLimiter, principal: str, tool: str, cost: int) -> Decision:
+        """Acquire a lease of ``lease_units`` (at least ``cost``) and spend ``cost`` of it; when the
+        lease does not fit in the window (or is no bigger than ``cost``), acquire exactly ``cost``."""
+        key = (principal, tool)
+        held = self._leases.get(key)
+        tight = held is not None and held[0] == _TIGHT and time.monotonic() < held[1]
+        size = max(cost, self.lease_units)
+        if size > cost and not tight:
+            if await limiter.hit(self.item, principal, tool, cost=size):
+                self._keep(key, size - cost)
+                return ALLOWED
+            self._keep(key, _TIGHT)  # no lease fits: ask for exact costs until this one would have ended
+        return await self._hit(limiter, principal, tool, cost)
+
+    def _keep(self, key: tuple[str, str], units: float) -> None:
+        if len(self._leases) >= _MAX_LEASES:
+            now = time.monotonic()
+            self._leases = {held_key: held for held_key, held in self._leases.items() if held[1] > now}
+        self._leases[key] = [units, time.monotonic() + LEASE_TTL_S]

@@ -22,13 +22,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import pydantic
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.stdio import stdio_server
 from mcp.shared.exceptions import MCPError
 from mcp_types import (
     INVALID_PARAMS,
@@ -59,6 +59,7 @@ from nt_mcp.errors import ValidationError as ToolValidationError
 from nt_mcp.server import client_logging
 from nt_mcp.server.listing_cache import Listing
 from nt_mcp.server.principal import resolve_principal
+from nt_mcp.server.stdio_pipes import pipe_stdio
 from nt_mcp.tools.arguments import unclean_argument
 from nt_mcp.tools.registry import Principal, ToolSpec
 
@@ -239,6 +240,13 @@ class NtMCPServer(MCPServer[Any]):
             raise RuntimeError("the server's tools are not registered")
         return self.guard
 
+    async def run_stdio_async(self) -> None:
+        """Serve over stdin/stdout: on event-loop pipes when both are pipes (`server.stdio_pipes`: no
+        worker-thread hop per line), else the SDK's threaded files."""
+        async with pipe_stdio() as pipes, stdio_server(*(pipes or (None, None))) as (read_stream, write_stream):
+            sdk = self._lowlevel_server
+            await sdk.run(read_stream, write_stream, sdk.create_initialization_options())
+
     # -- tools ------------------------------------------------------------------------------------
     async def list_tools(self) -> list[MCPTool]:
         if not self._listed_once:
@@ -257,7 +265,7 @@ class NtMCPServer(MCPServer[Any]):
     async def call_tool(
         self, name: str, arguments: dict[str, Any], context: Context[Any, Any] | None = None
     ) -> CallToolResult | InputRequiredResult:
-        from nt_mcp.server.guard import describe_validation_error, scope_error
+        from nt_mcp.server.guard import describe_validation_error, new_correlation_id, scope_error
 
         guard = await self._started(whole=True)
         spec = self.specs.get(name)
@@ -287,7 +295,7 @@ class NtMCPServer(MCPServer[Any]):
         except ToolError as error:
             if isinstance(error.__cause__, pydantic.ValidationError):
                 return await guard.refuse(spec, describe_validation_error(error.__cause__), arguments)
-            correlation_id = uuid.uuid4().hex[:16]  # an argument validator crashed: a bug, said as INTERNAL
+            correlation_id = new_correlation_id()  # an argument validator crashed: a bug, said as INTERNAL
             log.error("argument validation crashed", exc_info=error, extra={"correlation_id": correlation_id})
             return await guard.refuse(spec, InternalError(correlation_id), arguments)
 

@@ -70,3 +70,19 @@ def client_log_for(mcp_context: Any) -> ClientLog | None:
             log.debug("log notification not sent", extra={"error": type(error).__name__})
 
     return send
+
+
+def lazy_client_log(mcp_context: Any) -> ClientLog | None:
+    """`client_log_for` resolved on the first message instead of on every call (most calls send none)."""
+    if mcp_context is None:
+        return None
+    resolved: list[ClientLog | None] = []
+
+    async def send(level: LogLevel, message: str) -> None:
+        if not resolved:
+            resolved.append(client_log_for(mcp_context))
+        sender = resolved[0]
+        if sender is not None:
+            await sender(level, message)
+
+    return send

@@ -15,10 +15,11 @@ not, leaves exactly one audit row.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import logging
+import secrets
 import time
-import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -36,8 +37,8 @@ from nt_mcp.errors import (
 from nt_mcp.errors import ValidationError as ToolValidationError
 from nt_mcp.infra.audit import AuditRow
 from nt_mcp.infra.memory import release_free_memory
-from nt_mcp.infra.observability import RATE_LIMIT_REJECTIONS, TOOL_CALLS, TOOL_LATENCY
-from nt_mcp.server.client_logging import client_log_for
+from nt_mcp.infra.observability import RATE_LIMIT_REJECTIONS, call_metrics
+from nt_mcp.server.client_logging import lazy_client_log
 from nt_mcp.server.principal import resolve_principal
 from nt_mcp.tools.registry import Principal, ToolContext, ToolReply, ToolSpec
 from nt_mcp.tools.services import Services
@@ -53,6 +54,15 @@ class ToolTimeoutError(TradingError):
 ERROR_META_KEY = "nt-mcp/error"
 HEAVY_CALL_S = 1.0  # after a call this long, freed heap memory goes back to the OS
 CANCELLED = "CANCELLED"  # the audit outcome of a call its client cancelled (no result is sent)
+
+_ID_PREFIX = secrets.token_hex(4)  # this process's; the counter makes each id unique within it
+_ID_COUNTER = itertools.count()
+
+
+def new_correlation_id() -> str:
+    """16 hex characters: a random per-process prefix and a call counter (unique, not secret; a
+    counter instead of ``uuid4`` per call, which asks the OS for randomness every time)."""
+    return f"{_ID_PREFIX}{next(_ID_COUNTER) & 0xFFFFFFFF:08x}"
 
 
 def error_result(error: TradingError) -> CallToolResult:
@@ -116,7 +126,7 @@ class Guard:
             self.in_flight -= 1
 
     async def _run(self, spec: ToolSpec, arguments: dict[str, Any], mcp_context: Any) -> CallToolResult:
-        correlation_id = uuid.uuid4().hex[:16]
+        correlation_id = new_correlation_id()
         started = time.perf_counter()
         subject = "anonymous"
         try:
@@ -134,7 +144,7 @@ class Guard:
                     f"Rate limit for '{spec.name}' reached ({budget} units per minute; this call costs {cost}).",
                     retry_after_s=decision.retry_after_s,
                 )
-            ctx = ToolContext(self.services, principal, correlation_id, mcp_context, client_log_for(mcp_context))
+            ctx = ToolContext(self.services, principal, correlation_id, mcp_context, lazy_client_log(mcp_context))
             timeout = self.services.settings.tool_timeout_s
             try:
                 async with asyncio.timeout(timeout):  # in this task: no task per call, as wait_for makes
@@ -165,7 +175,7 @@ class Guard:
 
     async def refuse(self, spec: ToolSpec, failure: TradingError, arguments: dict[str, Any]) -> CallToolResult:
         """Answer a call refused before its handler ran (arguments failed the input schema)."""
-        correlation_id = uuid.uuid4().hex[:16]
+        correlation_id = new_correlation_id()
         started = time.perf_counter()
         try:
             subject = self.resolve_principal().subject
@@ -176,7 +186,7 @@ class Guard:
 
     async def unknown_tool(self, name: str, arguments: dict[str, Any]) -> CallToolResult:
         """Answer a call to a tool this server does not have, in the same envelope as every failure."""
-        correlation_id = uuid.uuid4().hex[:16]
+        correlation_id = new_correlation_id()
         started = time.perf_counter()
         try:
             subject = self.resolve_principal().subject
@@ -200,8 +210,9 @@ class Guard:
         """Metrics, a log line and the audit row of one call; ``deferred`` (read-only tools) queues
         the row for the batched writer (`AuditLog.record`) instead of writing it before the reply."""
         elapsed = time.perf_counter() - started
-        TOOL_CALLS.labels(tool, outcome).inc()
-        TOOL_LATENCY.labels(tool, outcome).observe(elapsed)
+        calls, latency = call_metrics(tool, outcome)
+        calls.inc()
+        latency.observe(elapsed)
         log.info(
             "tool call",
             extra={

@@ -9,8 +9,10 @@ progress; the ETA is ``elapsed / progress * (1 - progress)`` from the job's star
 progress is reported).
 
 On start the runner reaps expired leases once (a restart: jobs the previous process was running are
-requeued or failed), then polls. Any replica answers reads from the table, so a job started through one
-replica is read through another.
+requeued or failed), then polls: a job submitted in this process wakes the loop at once; idle, it
+looks for jobs queued by other processes every ``poll_s`` (2 s) and for expired leases every
+``reap_every_s`` (5 s), so an idle server runs a few cheap queries a second, not a steady stream. Any replica answers
+reads from the table, so a job started through one replica is read through another.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
+import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -66,13 +69,16 @@ class JobRunner:
         *,
         concurrency: int = 1,
         lease: timedelta = timedelta(seconds=30),
-        poll_s: float = 0.5,
+        poll_s: float = 2.0,
+        reap_every_s: float = 5.0,
     ) -> None:
         self.store = store
         self.kinds = kinds
         self.worker_id = f"w-{secrets.token_hex(6)}"
         self.lease = lease
-        self.poll_s = poll_s
+        self.poll_s = poll_s  # idle: jobs submitted here wake the loop at once; this is for other processes'
+        self.reap_every_s = reap_every_s  # expired leases (a stopped worker's jobs) are looked for this often
+        self._next_reap = 0.0
         self._slots = asyncio.Semaphore(max(1, concurrency))
         self._wake = asyncio.Event()
         self._loop_task: asyncio.Task[None] | None = None
@@ -121,8 +127,10 @@ class JobRunner:
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self.poll_s)
-                with contextlib.suppress(Exception):
-                    await self.store.reap_expired()
+                if time.monotonic() >= self._next_reap:
+                    self._next_reap = time.monotonic() + self.reap_every_s
+                    with contextlib.suppress(Exception):
+                        await self.store.reap_expired()
                 continue
             task = asyncio.create_task(self._execute_logged(job))
             self._running.add(task)
