@@ -16,6 +16,10 @@ This is the one module that touches the SDK's MCPServer internals:
   (`tools.arguments.unclean_argument`: NUL, control characters, lone surrogates, NaN/Infinity, nesting
   deeper than 32 levels, anywhere in the arguments) are refused with ``VALIDATION_ERROR`` naming the
   argument. Input schemas say ``additionalProperties: false``, as the server behaves.
+- `deferred_server` answers initialize and tools/list from a cached listing (`server.listing_cache`,
+  over stdio after the first start) and registers the tools later (`attach_services`); the guard, the
+  registry, resources, prompts, completion and the services are imported only then, so this module
+  imports none of them at load.
 """
 
 from __future__ import annotations
