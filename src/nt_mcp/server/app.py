@@ -106,8 +106,10 @@ def lean_schema(node: Any) -> Any:
 
 
 # After the first tools/list, the deferred start (`NtMCPServer.start_when_used`) waits this long, so the
-# reply is written before a background start competes with it for the interpreter.
-AFTER_LISTING_S = 0.05
+# reply is written and read before a background start competes with it for the interpreter (at 0.05 s, on
+# a loaded 2-CPU machine, the start often began before the client had read the listing). A request that
+# needs the start (a tool call, resources, prompts, completion) begins it at once, whatever this says.
+AFTER_LISTING_S = 0.25
 
 
 class NtMCPServer(MCPServer[Any]):
