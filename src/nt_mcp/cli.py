@@ -163,7 +163,7 @@ async def _serve_stdio(settings: Settings) -> None:
         starting = server.starting
         if starting is not None and not starting.done():
             starting.cancel()
-            with contextlib.suppress(BaseException):
+            with contextlib.suppress(Exception, asyncio.CancelledError):  # closing anyway
                 await starting
         if services is not None:
             await services.close()
