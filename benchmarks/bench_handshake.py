@@ -6,13 +6,15 @@ Each round spawns, in turn, the bare server (`bare_ping_server.py`), ``nt-mcp se
 three figures: until tools/list has answered ("listed"), the server's CPU seconds by then (steadier
 than wall time on a busy machine), and until the process has exited after stdin closed ("closed", what
 `bench_guard.py`'s handshake row times). Databases are migrated
-before the first round (a server on a current schema skips Alembic). Medians of interleaved rounds;
-ratios nt-mcp / bare (lower is better).
+before the first round (a server on a current schema skips Alembic), and each server is started once,
+untimed, before it (nt-mcp's first start writes its tool listing cache, `server.listing_cache`; every
+later start answers from it). ``--cold-cache`` deletes that cache before each handshake instead (a first
+start, or one after an upgrade). Medians of interleaved rounds; ratios nt-mcp / bare (lower is better).
 
 ``--baseline-src DIR`` (repeatable) adds ``nt-mcp serve`` run from another checkout's ``src`` (e.g. the commit
 before a change: ``git archive REV src sql | tar -x -C /tmp/base``) to the same rounds.
-``--importtime`` prints, for one extra SQLite handshake under ``python -X importtime``, the
-top-level imports by cumulative time (the imports done before tools/list answered).
+``--importtime`` prints, for one extra SQLite handshake under ``python -X importtime`` (warm cache unless
+``--cold-cache``), the top-level imports by cumulative time (the imports done before tools/list answered).
 
 Run: ``python benchmarks/bench_handshake.py --rounds 7``.
 """
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -59,9 +62,12 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICKS
 
 
-def handshake(server: tuple[list[str], dict[str, str]]) -> tuple[float, float, float]:
+def handshake(server: tuple[list[str], dict[str, str]], clear: Path | None = None) -> tuple[float, float, float]:
     """Seconds from spawn until tools/list answered, the server's CPU seconds by then, and seconds
-    until the process exited after stdin closed. The stdio transport is JSON-RPC lines, written here."""
+    until the process exited after stdin closed. The stdio transport is JSON-RPC lines, written here.
+    ``clear``: a data home whose tool listing cache is deleted first (a cold start)."""
+    if clear is not None:
+        shutil.rmtree(clear / "cache", ignore_errors=True)
     args, env = server
     started = time.perf_counter()
     proc = subprocess.Popen(
@@ -148,6 +154,11 @@ def main() -> None:
         default=[],
         help="also run nt-mcp from this checkout's src (repeatable)",
     )
+    parser.add_argument(
+        "--cold-cache",
+        action="store_true",
+        help="delete nt-mcp's tool listing cache before each handshake (default: warm, as every start after the first)",
+    )
     parser.add_argument("--importtime", action="store_true", help="print the top imports of one SQLite handshake")
     args = parser.parse_args()
 
@@ -175,14 +186,18 @@ def main() -> None:
         for label, extra in stacks.items():
             data = tmp / label.split()[0]
             migrate(data, extra)
-            runs[f"nt {label}"] = lambda data=data, extra=extra: handshake(command(True, data, extra))  # type: ignore[misc]
+            runs[f"nt {label}"] = lambda data=data, extra=extra: handshake(  # type: ignore[misc]
+                command(True, data, extra), data if args.cold_cache else None
+            )
             for number, baseline in enumerate(args.baseline_src, 1):
                 src = baseline.resolve()
                 base = tmp / f"base{number}-{label.split()[0]}"
                 migrate(base, extra, src)
                 runs[f"{src.parent.name} {label}"] = lambda base=base, extra=extra, src=src: handshake(  # type: ignore[misc]
-                    command(True, base, extra, src)
+                    command(True, base, extra, src), base if args.cold_cache else None
                 )
+        for run in runs.values():  # untimed: a server's first start writes the tool listing cache
+            run()
         medians = interleave(args.rounds, runs)
         imports = top_imports(tmp / "SQLite") if args.importtime else []
     finally:

@@ -8,18 +8,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import os
 import signal
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import pydantic
 
 from nt_mcp import __version__
 from nt_mcp.config import Settings, describe_settings_error, load_settings
-from nt_mcp.infra.observability import configure_logging, redact
+from nt_mcp.infra.logs import configure_logging, redact
 
 log = logging.getLogger("nt_mcp.cli")
 
@@ -68,46 +70,116 @@ def _settings(overrides: dict[str, object]) -> Settings:
     return Settings(**overrides) if overrides else load_settings()  # type: ignore[arg-type]
 
 
+# A deferred server that has not been used (no tools/list, no call) registers its tools this long after
+# it started serving anyway, so an idle client still gets the spool replayed and the jobs resumed.
+START_ANYWAY_S = 2.0
+
+
 async def _serve_stdio(settings: Settings) -> None:
     """Serve MCP on stdin/stdout until the client closes stdin, or SIGINT/SIGTERM arrives: then close the
     services (spool flushed, pools closed) and end the process at once. The SDK reads stdin in a worker
     thread that no cancellation reaches until a line or EOF arrives (at a terminal: never), and asyncio
-    would wait for it forever."""
-    from nt_mcp.server.app import build_server
-    from nt_mcp.server.kernel_warmup import kernel_warm_up_running
-    from nt_mcp.tools.services import Services
+    would wait for it forever.
 
-    services = await Services.start(settings)
-    stop = asyncio.Event()
+    With a current tool listing in the cache (`server.listing_cache`) the server answers the handshake
+    from it and opens the services and registers its tools right after (`server.app.deferred_server`);
+    without one it does both before serving, as HTTP does, and stores the listing it built. A failure to
+    open the services ends the server either way (exit code 1)."""
+    from nt_mcp.server import listing_cache
+    from nt_mcp.server.app import NtMCPServer, attach_services, build_server, deferred_server, local_operator_principal
+    from nt_mcp.server.kernel_warmup import kernel_warm_up_running
+
+    if TYPE_CHECKING:
+        from nt_mcp.tools.services import Services
+
+    key = listing_cache.listing_key(settings.toolsets)
+    path = listing_cache.cache_path(settings.data_home, settings.toolsets)
+    listing = listing_cache.load(path, key)
     loop = asyncio.get_running_loop()
+    failed: asyncio.Future[None] = loop.create_future()
+    services: Services | None = None
+    server: NtMCPServer
+
+    async def start_services() -> Services:
+        nonlocal services
+        from nt_mcp.tools.services import Services
+
+        services = await Services.start(settings)
+        log.info("services started", extra={"storage": services.db.backend, "cache": services.cache.name})
+        return services
+
+    if listing is None:
+        _check_toolsets(settings)
+        server = build_server(await start_services(), local_operator=True)  # stdio: the local operator
+        listing_cache.store(path, key, await server.built_listing())
+        server.start_when_used(kernel_warm_up_running)  # after the handshake: beside it, it slowed it (benchmarks)
+    else:
+        server = deferred_server(listing, local_principal=local_operator_principal(settings))
+        cached = listing
+
+        async def register() -> None:
+            try:
+                attach_services(server, await start_services())
+                built = await server.built_listing()
+                if built.to_json(key) != cached.to_json(key):  # the key missed a change: the registered tools win
+                    log.warning("cached tool listing differed from the registered tools; replaced")
+                    server.replace_listing(built)
+                    listing_cache.store(path, key, built)
+            except Exception as error:
+                if not failed.done():
+                    failed.set_exception(error)
+                raise
+            await kernel_warm_up_running()
+
+        server.start_when_used(register)
+        loop.call_later(START_ANYWAY_S, server.begin)
+    stop = asyncio.Event()
+    fatal: BaseException | None = None
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
-        server = build_server(services, local_operator=True)  # stdio: the local operator
-        server.start_when_used(kernel_warm_up_running)  # after the handshake: beside it, it slowed it (benchmarks)
         log.info(
             "serving",
             extra={
                 "transport": settings.transport,
                 "mode": settings.mode,
-                "storage": services.db.backend,
-                "cache": services.cache.name,
+                "tool_listing": "cached" if server.cached_listing else "built",
             },
         )
         serving = asyncio.create_task(server.run_stdio_async())
         stopping = asyncio.create_task(stop.wait())
-        await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        waiting: set[asyncio.Future[Any]] = {serving, stopping, failed}
+        await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
         stopping.cancel()
-        if serving.done():
+        if failed.done():  # the services did not open: end as main() ends on an error, without waiting
+            serving.cancel()  # for the stdin reader thread (see above)
+            fatal = failed.exception()
+        elif serving.done():
             serving.result()  # a failure of the transport surfaces here
             return
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
-        await services.close()
+        starting = server.starting
+        if starting is not None and not starting.done():
+            starting.cancel()
+            with contextlib.suppress(Exception, asyncio.CancelledError):  # closing anyway
+                await starting
+        if services is not None:
+            await services.close()
+    if fatal is not None:
+        log.error("fatal", exc_info=fatal)
+        print(_fatal_line(fatal), file=sys.stderr, flush=True)
+        logging.shutdown()
+        os._exit(1)
     log.info("stopped by a signal")
     logging.shutdown()
     os._exit(0)
+
+
+def _fatal_line(error: BaseException) -> str:
+    """The one stderr line of a run-time failure (exit code 1)."""
+    return f"nt-mcp: {redact(type(error).__name__ + ': ' + str(error))}"
 
 
 def _check_toolsets(settings: Settings) -> None:
@@ -229,7 +301,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                     file=sys.stderr,
                     flush=True,
                 )
-            _check_toolsets(settings)
+            if settings.transport != "stdio":  # stdio checks it when it builds its tools (`_serve_stdio`)
+                _check_toolsets(settings)
         if args.command == "serve" and settings.transport in ("http", "sse"):
             _serve_http(settings)
         elif args.command == "serve":
@@ -249,7 +322,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except Exception as error:
         log.exception("fatal")
-        print(f"nt-mcp: {redact(type(error).__name__ + ': ' + str(error))}", file=sys.stderr)
+        print(_fatal_line(error), file=sys.stderr)
         return 1
     return 0
 

@@ -7,6 +7,7 @@ start with one line naming the setting (see `describe_settings_error`), never a 
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 from pathlib import Path
 from typing import Literal
@@ -26,6 +27,10 @@ _DB_SCHEMES = {
     "sqlite": "sqlite+aiosqlite",
     "sqlite+aiosqlite": "sqlite+aiosqlite",
 }
+
+
+# "N/unit" with N >= 1: one of the forms `limits.parse` accepts (the defaults are of this form).
+_PLAIN_RATE = re.compile(r"[1-9][0-9]*/(second|minute|hour|day)")
 
 
 def _default_data_home() -> Path:
@@ -240,6 +245,8 @@ class Settings(BaseSettings):
     @field_validator("http_rate_limit", "auth_failure_limit")
     @classmethod
     def _check_rate_limit(cls, value: str) -> str:
+        if _PLAIN_RATE.fullmatch(value):  # a subset of what limits parses: skips importing it at every start
+            return value
         from limits import parse
 
         try:

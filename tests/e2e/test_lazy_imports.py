@@ -88,3 +88,87 @@ def test_tools_list_on_postgresql_loads_no_tool_only_library(tmp_path: Path, pg_
     seen = _probe(tmp_path, **settings)
     assert "run_backtest" in seen["tools"]  # type: ignore[operator]
     assert seen["heavy"] == []  # Alembic included: the schema is current, so no migration runs
+
+
+# With the tool listing cached (`server.listing_cache`, written by the first start), `nt-mcp serve` answers
+# initialize and tools/list before it imports any tool module, the guard, the services or a database
+# driver: those load right after the handshake.
+NOT_BEFORE_LISTING_WHEN_CACHED = (
+    *HEAVY,
+    "numpy",
+    "sqlalchemy",
+    "aiosqlite",
+    "asyncpg",
+    "redis",
+    "httpx",
+    "nt_mcp.server.registry",
+    "nt_mcp.server.guard",
+    "nt_mcp.server.resources",
+    "nt_mcp.server.prompts",
+    "nt_mcp.tools.services",
+    "nt_mcp.tools.status",
+    "nt_mcp.tools.trading",
+    "nt_mcp.tools.backtesting",
+    "nt_mcp.infra.db",
+    "nt_mcp.domain",
+    "nt_mcp.adapters",
+)
+
+
+def _imported_before_listing(tmp_path: Path, **settings: str) -> tuple[set[str], str]:
+    """The modules a `nt-mcp serve` process had imported when tools/list answered (``-X importtime``),
+    and the answer line."""
+    log = tmp_path / "importtime.txt"
+    with log.open("w") as stderr:
+        proc = subprocess.Popen(
+            [sys.executable, "-X", "importtime", "-m", "nt_mcp", "serve"],
+            env=server_env(tmp_path / "data", **settings),
+            cwd=tmp_path,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+        )
+    assert proc.stdin is not None and proc.stdout is not None
+    proc.stdin.write(
+        '{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18",'
+        '"capabilities":{},"clientInfo":{"name":"test","version":"1"}}}\n'
+    )
+    proc.stdin.flush()
+    assert '"id":1' in proc.stdout.readline()
+    proc.stdin.write(
+        '{"jsonrpc":"2.0","method":"notifications/initialized"}\n{"jsonrpc":"2.0","id":2,"method":"tools/list"}\n'
+    )
+    proc.stdin.flush()
+    listing = proc.stdout.readline()
+    proc.kill()  # what loads after the answer (the tools, the services) is not the handshake's
+    proc.communicate(timeout=30)
+    modules = {
+        line.split("|")[2].strip()
+        for line in log.read_text().splitlines()
+        if line.startswith("import time:") and "self [us]" not in line
+    }
+    return modules, listing
+
+
+def _assert_lean_cached_handshake(tmp_path: Path, **settings: str) -> None:
+    migrated = run_cli(tmp_path, "db", "upgrade", **settings)
+    assert migrated.returncode == 0, migrated.stderr
+    cold, built = _imported_before_listing(tmp_path, **settings)  # writes the cache
+    warm, cached = _imported_before_listing(tmp_path, **settings)
+    assert cached == built and '"run_backtest"' in cached
+    assert "nt_mcp.tools.trading" in cold and "sqlalchemy" in cold  # the probe sees imports at all
+    loaded = {name for name in warm if name.split(".")[0] in NOT_BEFORE_LISTING_WHEN_CACHED}
+    loaded |= {name for name in warm for prefix in NOT_BEFORE_LISTING_WHEN_CACHED if name.startswith(prefix + ".")}
+    loaded |= set(NOT_BEFORE_LISTING_WHEN_CACHED) & warm
+    assert loaded == set()
+
+
+def test_a_cached_listing_answers_before_tools_and_storage_load_on_sqlite(tmp_path: Path) -> None:
+    _assert_lean_cached_handshake(tmp_path)
+
+
+def test_a_cached_listing_answers_before_tools_and_storage_load_on_postgresql(
+    tmp_path: Path, pg_url: str, redis_url: str
+) -> None:
+    _assert_lean_cached_handshake(tmp_path, NT_DATABASE_URL=pg_url, NT_REDIS_URL=redis_url)

@@ -64,3 +64,23 @@ def test_ttl(text: str, seconds: int) -> None:
 def test_bad_ttl(text: str) -> None:
     with pytest.raises(ValueError):
         parse_ttl(text)
+
+
+@pytest.mark.parametrize(
+    "rate", ["300/minute", "10/minute", "1/second", "25/hour", "7/day", "1000000/minute", "0/minute", "5/minutes"]
+)
+def test_the_plain_rate_fast_path_accepts_only_what_limits_parses(tmp_path: Path, rate: str) -> None:
+    """`config._PLAIN_RATE` lets a rate through without importing limits: every rate it lets through
+    parses with limits to that many per that unit; the others still go to limits."""
+    from limits import parse
+
+    from nt_mcp.config import _PLAIN_RATE
+
+    settings = make_settings(tmp_path, http_rate_limit=rate)  # accepted either way (limits parses each)
+    assert settings.http_rate_limit == rate
+    if _PLAIN_RATE.fullmatch(rate):
+        amount, unit = rate.split("/")
+        item = parse(rate)
+        assert (item.amount, item.GRANULARITY.name, item.multiples) == (int(amount), unit, 1)
+    else:
+        assert rate in {"0/minute", "5/minutes"}  # parsed by limits itself

@@ -24,7 +24,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pydantic
-from mcp.server.auth.middleware.auth_context import get_access_token
 from mcp_types import CallToolResult, TextContent
 
 from nt_mcp.errors import (
@@ -40,6 +39,7 @@ from nt_mcp.infra.audit import AuditRow
 from nt_mcp.infra.memory import release_free_memory
 from nt_mcp.infra.observability import RATE_LIMIT_REJECTIONS, call_metrics
 from nt_mcp.server.client_logging import lazy_client_log
+from nt_mcp.server.principal import resolve_principal
 from nt_mcp.tools.registry import Principal, ToolContext, ToolReply, ToolSpec
 from nt_mcp.tools.services import Services
 
@@ -115,12 +115,7 @@ class Guard:
         self._recording: set[asyncio.Task[None]] = set()  # audit rows of cancelled calls being written
 
     def resolve_principal(self) -> Principal:
-        token = get_access_token()
-        if token is not None:
-            return Principal(subject=token.subject or token.client_id, scopes=frozenset(token.scopes), kind="token")
-        if self.local_principal is not None:
-            return self.local_principal
-        raise AuthenticationError("A valid bearer token is required.")
+        return resolve_principal(self.local_principal)
 
     async def run(self, spec: ToolSpec, arguments: dict[str, Any], mcp_context: Any = None) -> CallToolResult:
         """Run ``spec``'s handler for one call, through every step of the guard."""

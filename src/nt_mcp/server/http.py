@@ -366,7 +366,8 @@ class HttpApp:
 
     # -- graceful shutdown ---------------------------------------------------------------------
     def busy(self) -> bool:
-        guard_busy = self.server is not None and self.server.guard.in_flight > 0
+        guard = self.server.guard if self.server is not None else None
+        guard_busy = guard is not None and guard.in_flight > 0
         return guard_busy or self.active_mcp_requests > 0
 
     async def drain(self, timeout_s: float) -> bool:

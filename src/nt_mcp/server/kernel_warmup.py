@@ -1,6 +1,6 @@
 """Compile the backtest kernels in a background thread once the server is in use.
 
-Over stdio it starts when the handshake is over (`NtMCPServer.start_when_used`: just after the first
+Over stdio it starts when the handshake is over (`NtMCPServer.start_when_used`: 0.25 s after the first
 tools/list, or before the first tool call); over HTTP as the server starts. Started before the imports,
 it slowed the imports, the handshake and the first answers alike (`benchmarks/bench_cold_start.py`:
 handshake 2.2 s instead of 1.5 s); started beside the handshake, it slowed the handshake
