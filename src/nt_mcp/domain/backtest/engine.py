@@ -11,6 +11,7 @@ import numpy.typing as npt
 from nt_mcp.domain.backtest import kernel
 from nt_mcp.domain.backtest.config import BacktestConfig
 from nt_mcp.domain.backtest.metrics import EquityPath, Metrics, compute_metrics
+from nt_mcp.domain.backtest.trade_figures import trade_columns
 from nt_mcp.domain.bars import Bars
 from nt_mcp.domain.errors import DomainValueError
 from nt_mcp.domain.jit import compiled
@@ -63,21 +64,21 @@ class TradeTable:
 
     @classmethod
     def from_records(cls, rec: FloatArray, timestamps: npt.NDArray[np.datetime64], last_close: float) -> TradeTable:
-        exit_bar = rec[:, kernel.T_EXIT_BAR].astype(np.int64)
-        entry = rec[:, kernel.T_ENTRY_PRICE]
-        size = rec[:, kernel.T_SIZE]
-        commission = rec[:, kernel.T_COMMISSION]
-        marked = np.where(exit_bar < 0, last_close, rec[:, kernel.T_EXIT_PRICE])
+        """The table of the kernel's trade records (one compiled pass, `trade_figures.trade_columns`:
+        the formulas are in the class docstring; an open trade is marked at ``last_close``)."""
+        entry_bar, exit_bar, entry_price, exit_price, size, commission, pnl, return_pct, reason = compiled(
+            trade_columns
+        )(np.ascontiguousarray(rec, dtype=np.float64), float(last_close))
         return cls(
-            entry_bar=rec[:, kernel.T_ENTRY_BAR].astype(np.int64),
+            entry_bar=entry_bar,
             exit_bar=exit_bar,
-            entry_price=entry,
-            exit_price=rec[:, kernel.T_EXIT_PRICE],
+            entry_price=entry_price,
+            exit_price=exit_price,
             size=size,
             commission=commission,
-            pnl=size * (marked - entry) - commission,
-            return_pct=np.sign(size) * (marked / entry - 1.0) - commission / (np.abs(size) * entry),
-            exit_reason=rec[:, kernel.T_REASON].astype(np.int64),
+            pnl=pnl,
+            return_pct=return_pct,
+            exit_reason=reason,
             timestamps=timestamps,
         )
 

@@ -24,6 +24,7 @@ import numpy as np
 import numpy.typing as npt
 from numba import njit
 
+from nt_mcp.domain.backtest.trade_figures import trade_figures
 from nt_mcp.domain.jit import compiled
 
 FloatArray = npt.NDArray[np.float64]
@@ -145,9 +146,13 @@ def period_ends(ts_ns: IntArray) -> tuple[IntArray, int]:
 
 def geometric_mean(returns: FloatArray) -> float:
     """``g = exp(mean(log(1 + r))) - 1``; 0 if any ``1 + r <= 0``; NaN if there are none."""
-    if returns.shape[0] == 0:
+    return _geometric_mean_of_growth(1.0 + returns)
+
+
+def _geometric_mean_of_growth(growth: FloatArray) -> float:
+    """`geometric_mean` from the growth factors ``1 + r``."""
+    if growth.shape[0] == 0:
         return math.nan
-    growth = 1.0 + returns
     if np.any(growth <= 0):
         return 0.0
     return float(np.exp(np.log(growth).sum() / growth.shape[0]) - 1.0)
@@ -374,12 +379,22 @@ def compute_metrics(
     ``periods``: :func:`period_ends` of ``ts_ns`` if already known (a sweep computes it once); ``path``:
     :func:`equity_path` of ``equity`` if already known (the fused SMA crossover pass computes it as it goes).
     """
-    closed = exit_bars >= 0
     periods = periods if periods is not None else period_ends(ts_ns)
     annual, vol, sharpe, sortino, cagr = risk_metrics(equity, ts_ns, risk_free_rate, periods)
     path = path if path is not None else equity_path(equity, ts_ns)
     mdd = path.max_drawdown
-    win, best, worst, avg, pf, expectancy = trade_metrics(pnl[closed], returns[closed])
+    n_bars = equity.shape[0]
+    # trade_metrics, exposure and the commission total in one compiled pass (`trade_figures`)
+    n_closed, win, best, worst, pf, expectancy, growth, covered, commission = compiled(trade_figures)(
+        np.ascontiguousarray(entry_bars, dtype=np.int64),
+        np.ascontiguousarray(exit_bars, dtype=np.int64),
+        np.ascontiguousarray(pnl, dtype=np.float64),
+        np.ascontiguousarray(returns, dtype=np.float64),
+        np.ascontiguousarray(commissions, dtype=np.float64),
+        n_bars,
+    )
+    avg = _geometric_mean_of_growth(growth) if n_closed else math.nan
+    exposure_share = covered / n_bars if covered >= 0 else exposure(n_bars, entry_bars, exit_bars)
     return Metrics(
         start_equity=float(equity[0]),
         final_equity=float(equity[-1]),
@@ -395,14 +410,14 @@ def compute_metrics(
         max_drawdown=mdd,
         max_drawdown_duration_bars=path.max_drawdown_duration_bars,
         max_drawdown_duration_days=path.max_drawdown_duration_days,
-        exposure=exposure(equity.shape[0], entry_bars, exit_bars),
-        n_trades=int(closed.sum()),
-        win_rate=win,
-        best_trade=best,
-        worst_trade=worst,
+        exposure=exposure_share,
+        n_trades=int(n_closed),
+        win_rate=float(win),
+        best_trade=float(best),
+        worst_trade=float(worst),
         avg_trade=avg,
-        profit_factor=pf,
-        expectancy=expectancy,
-        total_commission=float(commissions.sum()),
+        profit_factor=float(pf),
+        expectancy=float(expectancy),
+        total_commission=float(commission),
         periods_per_year=periods[1],
     )
