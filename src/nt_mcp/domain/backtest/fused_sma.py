@@ -280,6 +280,12 @@ def sma_crossover_backtest(  # type: ignore[no-untyped-def]
         # equity path (eq < top, eq >= bound_e: `path_step` skipped) and is not ruin (eq > 0)
         u_end = np.uint64(min(stop, last))
         u = np.uint64(i)
+        if pos == 0.0 and cash < top and cash >= lo:
+            # flat, and cash changes nothing on the path: every bar's equity is cash (cash + 0.0 * (close -
+            # entry) with finite prices, as `Bars` has them), and every bar is skipped
+            while u < u_end:
+                equity[u] = cash
+                u += _U1
         while u < u_end:
             eq = cash + pos * (close[u] - entry_price)
             equity[u] = eq
