@@ -79,25 +79,37 @@ def _anchor(x, i, n):  # type: ignore[no-untyped-def]
 @njit(cache=True)
 def _block_range(x, start, stop):  # type: ignore[no-untyped-def]
     """The smallest and largest of ``x[start:stop]`` (four interleaved running extremes: no dependency
-    chain of one comparison a value)."""
+    chain of one comparison a value; each a compare-and-select, ``v if v < lo else lo``, one ``minsd``).
+    A NaN is passed over, unless it is ``x[start]`` (then both are NaN, and so is the block's bound: every
+    bar of the block takes the exact sums); a window holding a NaN has a NaN estimate, which takes the
+    exact sums too."""
     lo0 = lo1 = lo2 = lo3 = x[start]
     hi0 = hi1 = hi2 = hi3 = x[start]
     j = start
     while j + 4 <= stop:
-        lo0 = min(lo0, x[j])
-        hi0 = max(hi0, x[j])
-        lo1 = min(lo1, x[j + 1])
-        hi1 = max(hi1, x[j + 1])
-        lo2 = min(lo2, x[j + 2])
-        hi2 = max(hi2, x[j + 2])
-        lo3 = min(lo3, x[j + 3])
-        hi3 = max(hi3, x[j + 3])
+        v0 = x[j]
+        v1 = x[j + 1]
+        v2 = x[j + 2]
+        v3 = x[j + 3]
+        lo0 = v0 if v0 < lo0 else lo0
+        hi0 = v0 if v0 > hi0 else hi0
+        lo1 = v1 if v1 < lo1 else lo1
+        hi1 = v1 if v1 > hi1 else hi1
+        lo2 = v2 if v2 < lo2 else lo2
+        hi2 = v2 if v2 > hi2 else hi2
+        lo3 = v3 if v3 < lo3 else lo3
+        hi3 = v3 if v3 > hi3 else hi3
         j += 4
     while j < stop:
-        lo0 = min(lo0, x[j])
-        hi0 = max(hi0, x[j])
+        v = x[j]
+        lo0 = v if v < lo0 else lo0
+        hi0 = v if v > hi0 else hi0
         j += 1
-    return min(min(lo0, lo1), min(lo2, lo3)), max(max(hi0, hi1), max(hi2, hi3))
+    lo0 = lo1 if lo1 < lo0 else lo0
+    lo2 = lo3 if lo3 < lo2 else lo2
+    hi0 = hi1 if hi1 > hi0 else hi0
+    hi2 = hi3 if hi3 > hi2 else hi2
+    return (lo2 if lo2 < lo0 else lo0), (hi2 if hi2 > hi0 else hi0)
 
 
 @njit(cache=True)
