@@ -24,7 +24,7 @@ import numpy as np
 import numpy.typing as npt
 from numba import njit
 
-from nt_mcp.domain.backtest.trade_figures import trade_figures
+from nt_mcp.domain.backtest.trade_figures import pairwise_sum, trade_figures
 from nt_mcp.domain.jit import compiled
 
 FloatArray = npt.NDArray[np.float64]
@@ -275,6 +275,37 @@ def equity_path(equity: FloatArray, ts_ns: IntArray) -> EquityPath:
     return EquityPath.from_kernel(*compiled(_equity_path)(equity, np.ascontiguousarray(ts_ns, dtype=np.int64)))
 
 
+@njit(cache=True, error_model="numpy")  # x / 0 is inf or NaN, as in NumPy
+def _period_returns(equity, ends):  # type: ignore[no-untyped-def]
+    """The period returns ``r = E[ends[1:]] / E[ends[:-1]] - 1`` without the NaN ones (0 / 0 after ruin;
+    backtesting.py drops these too), as NumPy's expressions compute them, bit for bit (sums are NumPy's,
+    `trade_figures.pairwise_sum`). Returns ``(len(r), 1 + r, r.var(ddof=1), np.mean(np.minimum(r, 0) **
+    2))``, the last two NaN for fewer than 2 and 1 returns."""
+    m = ends.shape[0]
+    r = np.empty(max(m - 1, 0), dtype=np.float64)
+    k = 0
+    for t in range(1, m):
+        v = equity[ends[t]] / equity[ends[t - 1]] - 1.0
+        if v == v:
+            r[k] = v
+            k += 1
+    growth = np.empty(k, dtype=np.float64)
+    sq = np.empty(k, dtype=np.float64)
+    for t in range(k):
+        growth[t] = 1.0 + r[t]
+        d = r[t] if r[t] < 0.0 else 0.0
+        sq[t] = d * d
+    down_mean = pairwise_sum(sq, k) / k if k > 0 else np.nan
+    var = np.nan
+    if k > 1:
+        mean = pairwise_sum(r, k) / k
+        for t in range(k):
+            x = r[t] - mean
+            sq[t] = x * x
+        var = pairwise_sum(sq, k) / (k - 1)
+    return k, growth, var, down_mean
+
+
 def risk_metrics(
     equity: FloatArray,
     ts_ns: IntArray,
@@ -294,14 +325,11 @@ def risk_metrics(
     ``periods`` is :func:`period_ends` of ``ts_ns``, when the caller already has it.
     """
     ends, per_year = periods if periods is not None else period_ends(ts_ns)
-    sampled = equity[ends]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        r = sampled[1:] / sampled[:-1] - 1.0
-    r = r[~np.isnan(r)]  # 0 / 0 after ruin; backtesting.py drops these too
-    g = geometric_mean(r)
+    n_r, growth, var, down_mean = compiled(_period_returns)(equity, np.ascontiguousarray(ends, dtype=np.int64))
+    g = _geometric_mean_of_growth(growth)
     g = 0.0 if math.isnan(g) else g
     annual = (1.0 + g) ** per_year - 1.0
-    var = float(r.var(ddof=1)) if r.shape[0] > 1 else math.nan
+    var = float(var)
     with np.errstate(invalid="ignore"):
         vol = (
             math.sqrt((var + (1.0 + g) ** 2) ** per_year - (1.0 + g) ** (2 * per_year))
@@ -309,7 +337,7 @@ def risk_metrics(
             else math.nan
         )
     sharpe = (annual - risk_free_rate) / vol if vol else math.nan
-    downside = math.sqrt(float(np.mean(np.minimum(r, 0.0) ** 2))) * math.sqrt(per_year) if r.shape[0] else math.nan
+    downside = math.sqrt(float(down_mean)) * math.sqrt(per_year) if n_r else math.nan
     sortino = (annual - risk_free_rate) / downside if downside else (math.inf if annual > 0 else math.nan)
     span_ns = int(ts_ns[-1] - ts_ns[0])
     years = (span_ns // _DAY_NS + (span_ns % _DAY_NS) // 10**9 / 86_400) / 365.25
