@@ -18,6 +18,7 @@ formulas (tests/reference_metrics.py keeps them as the reference).
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -126,6 +127,16 @@ def _day_period_ends(ts_ns, weekly):  # type: ignore[no-untyped-def]
     return ends[: k + 1].copy(), weekend
 
 
+def _median_step(ts_ns: IntArray) -> int:
+    """``int(np.median(np.diff(ts_ns)))`` without ``np.median``'s overhead: the middle step, or the mean of
+    the two middle ones as ``np.mean`` takes it (``(0.0 + a + b) / 2`` in float64), truncated."""
+    steps = np.sort(np.diff(ts_ns)).tolist()
+    mid = len(steps) // 2
+    if len(steps) % 2:
+        return int(float(steps[mid]))
+    return int((0.0 + float(steps[mid - 1]) + float(steps[mid])) / 2)
+
+
 def period_ends(ts_ns: IntArray) -> tuple[IntArray, int]:
     """Indices of the last bar of each period, and the number of periods per year ``A``.
 
@@ -138,7 +149,7 @@ def period_ends(ts_ns: IntArray) -> tuple[IntArray, int]:
     n = ts_ns.shape[0]
     if n < 2:
         return np.array([n - 1], dtype=np.int64), 252
-    spacing_days = int(np.median(np.diff(ts_ns[-101:]))) // _DAY_NS
+    spacing_days = _median_step(ts_ns[-101:]) // _DAY_NS
     if spacing_days in (31, 365):
         unit = "datetime64[M]" if spacing_days == 31 else "datetime64[Y]"
         key = ts_ns.view("datetime64[ns]").astype(unit).view(np.int64)
@@ -258,9 +269,12 @@ class EquityPath:
     @classmethod
     def from_kernel(cls, top: float, deepest: float, bars: int, span_ns: int, found: bool) -> EquityPath:
         """The figures from what `_equity_path` returns (peak, deepest drawdown, longest stretch)."""
+        worst = float(deepest)  # np.nan_to_num's mapping, for a scalar: NaN -> 0, +-inf -> +-largest double
+        if math.isnan(worst) or math.isinf(worst):
+            worst = 0.0 if math.isnan(worst) else math.copysign(sys.float_info.max, worst)
         return cls(
             float(top),
-            -float(np.nan_to_num(deepest)),
+            -worst,
             int(bars) if found else 0,
             float(span_ns) / _DAY_NS if found else 0.0,
         )
