@@ -82,6 +82,23 @@ class TradeTable:
             timestamps=timestamps,
         )
 
+    @classmethod
+    def from_columns(cls, ints: IntArray, floats: FloatArray, timestamps: npt.NDArray[np.datetime64]) -> TradeTable:
+        """The table of `fused_sma.sma_crossover_backtest`'s columns: ``ints`` rows entry bar, exit bar,
+        reason; ``floats`` rows entry price, exit price, size, commission, pnl, return_pct."""
+        return cls(
+            entry_bar=ints[0],
+            exit_bar=ints[1],
+            entry_price=floats[0],
+            exit_price=floats[1],
+            size=floats[2],
+            commission=floats[3],
+            pnl=floats[4],
+            return_pct=floats[5],
+            exit_reason=ints[2],
+            timestamps=timestamps,
+        )
+
     def __len__(self) -> int:
         return int(self.entry_bar.shape[0])
 
@@ -174,6 +191,19 @@ def backtest_result(
     """A simulated run's result: its trade records as a `TradeTable`, and the metrics (``path``: the
     equity path if the simulation already tracked it)."""
     trades = TradeTable.from_records(records, bars.timestamps, float(bars.close[-1]))
+    return result_of_trades(bars, equity, trades, cancelled, config, first_trading_bar, path)
+
+
+def result_of_trades(
+    bars: Bars,
+    equity: FloatArray,
+    trades: TradeTable,
+    cancelled: int,
+    config: BacktestConfig,
+    first_trading_bar: int,
+    path: EquityPath | None = None,
+) -> BacktestResult:
+    """A simulated run's result from its `TradeTable`: the metrics (see `backtest_result`)."""
     metrics = compute_metrics(
         equity,
         bars.ts_ns,

@@ -54,9 +54,7 @@ from nt_mcp.domain.backtest.kernel import (
     EXIT_OPEN,
     EXIT_RUIN,
     EXIT_SIGNAL,
-    N_TRADE_COLS,
     _entry_units,
-    _write,
 )
 from nt_mcp.domain.backtest.metrics import path_step
 from nt_mcp.domain.strategies.indicators import _kahan_add
@@ -121,6 +119,29 @@ def _kahan_through(x, start, stop, fast, slow, sf, cf, ss, cs):  # type: ignore[
         sf, cf = _kahan_add(sf, cf, v - (x[j - fast] if j >= fast else 0.0))
         ss, cs = _kahan_add(ss, cs, v - (x[j - slow] if j >= slow else 0.0))
     return sf, cf, ss, cs
+
+
+@njit(cache=True, error_model="numpy")  # x / 0 is inf or NaN, as in NumPy (`trade_figures.trade_columns`)
+def _pnl_and_return(size, entry, marked, commission):  # type: ignore[no-untyped-def]
+    """A trade's ``pnl`` and ``return_pct`` as `engine.TradeTable` defines them (the operations of
+    `trade_figures.trade_columns`), ``marked`` its exit price or the last close."""
+    sign = 1.0 if size > 0.0 else (-1.0 if size < 0.0 else (0.0 if size == 0.0 else size))
+    return size * (marked - entry) - commission, sign * (marked / entry - 1.0) - commission / (abs(size) * entry)
+
+
+@njit(cache=True, inline="always")
+def _record(ints, floats, k, entry_bar, exit_bar, entry_price, exit_price, size, commission, reason, marked):  # type: ignore[no-untyped-def]
+    """Trade ``k`` into the column tables: ``ints`` rows entry bar, exit bar, reason; ``floats`` rows entry
+    price, exit price, size, commission, pnl, return_pct (``marked``: the exit price, or the last close for
+    a trade still open)."""
+    ints[0, k] = entry_bar
+    ints[1, k] = exit_bar
+    ints[2, k] = reason
+    floats[0, k] = entry_price
+    floats[1, k] = exit_price
+    floats[2, k] = size
+    floats[3, k] = commission
+    floats[4, k], floats[5, k] = _pnl_and_return(size, entry_price, marked, commission)
 
 
 @njit(cache=True)
@@ -252,13 +273,16 @@ def sma_crossover_backtest(  # type: ignore[no-untyped-def]
     opens the signals execute at are gathered before the loop (independent loads, overlapped, where the
     loop would wait on a cache miss at every signal).
 
-    Returns ``(trades, n_trades, n_cancelled, warmup, path, kahan_bars)``: the trade records, the warm-up
+    Returns ``(ints, floats, n_trades, n_cancelled, warmup, path, kahan_bars)``: the trades' columns (see
+    `_record`; their values are those of `engine.TradeTable.from_records` on `kernel.simulate`'s records), the warm-up
     `sma_crossover_signal` returns, what `metrics._equity_path` returns for ``equity``, and over how many
     bars the exact (Kahan) sums had to run to settle near ties (0 on most series)."""
     n = close.shape[0]
     warmup = max(fast - 1 if fast - 1 < n else n - 1, slow - 1 if slow - 1 < n else n - 1)
     ev_bar, ev_val, n_ev, kahan_bars = crossover_events(close, fast, slow, down_value, signals)
-    trades = np.empty((n_ev + 1, N_TRADE_COLS), dtype=np.float64)  # a trade opens on a signal
+    # the trades as columns (a trade opens on a signal): `engine.TradeTable`'s, without a records table
+    ints = np.empty((3, n_ev + 1), dtype=np.int64)
+    floats = np.empty((6, n_ev + 1), dtype=np.float64)
     # the opens the signals execute at, gathered first: independent loads the CPU overlaps, where the
     # simulation would wait for each one (a cache miss every ~25 bars)
     ev_open = np.empty(n_ev, dtype=np.float64)
@@ -321,7 +345,7 @@ def sma_crossover_backtest(  # type: ignore[no-untyped-def]
                 px = ev_open[e] * (1.0 - direction * slippage)
                 comm = c_fixed + abs(pos) * px * c_pct
                 cash += pos * (px - entry_price) - comm
-                _write(trades, k, entry_bar, i, entry_price, px, pos, entry_comm + comm, EXIT_SIGNAL)
+                _record(ints, floats, k, entry_bar, i, entry_price, px, pos, entry_comm + comm, EXIT_SIGNAL, px)
                 k += 1
                 pos = 0.0
                 direction = 0.0
@@ -349,7 +373,7 @@ def sma_crossover_backtest(  # type: ignore[no-untyped-def]
         if pos != 0.0:
             v = close[i]
             comm = c_fixed + abs(pos) * v * c_pct
-            _write(trades, k, entry_bar, i, entry_price, v, pos, entry_comm + comm, EXIT_RUIN)
+            _record(ints, floats, k, entry_bar, i, entry_price, v, pos, entry_comm + comm, EXIT_RUIN, v)
             k += 1
         equity[i:] = 0.0
         for t in range(i, n):
@@ -358,19 +382,19 @@ def sma_crossover_backtest(  # type: ignore[no-untyped-def]
                     t, 0.0, last, ts_ns, top, deepest, q_min, bound_e, any_nan, mark, long_bars, long_ns, found
                 )
         path = (top, np.nan if any_nan else deepest, long_bars, long_ns, found)
-        return trades[:k], k, cancelled, warmup, path, kahan_bars
+        return ints[:, :k], floats[:, :k], k, cancelled, warmup, path, kahan_bars
     if pos != 0.0:
         if close_at_end:
             px = close[last] * (1.0 - direction * slippage)
             comm = c_fixed + abs(pos) * px * c_pct
             cash += pos * (px - entry_price) - comm
             equity[last] = cash
-            _write(trades, k, entry_bar, last, entry_price, px, pos, entry_comm + comm, EXIT_END)
+            _record(ints, floats, k, entry_bar, last, entry_price, px, pos, entry_comm + comm, EXIT_END, px)
         else:
-            _write(trades, k, entry_bar, -1, entry_price, np.nan, pos, entry_comm, EXIT_OPEN)
+            _record(ints, floats, k, entry_bar, -1, entry_price, np.nan, pos, entry_comm, EXIT_OPEN, close[last])
         k += 1
     top, deepest, q_min, bound_e, any_nan, mark, long_bars, long_ns, found = path_step(
         last, equity[last], last, ts_ns, top, deepest, q_min, bound_e, any_nan, mark, long_bars, long_ns, found
     )
     path = (top, np.nan if any_nan else deepest, long_bars, long_ns, found)
-    return trades[:k], k, cancelled, warmup, path, kahan_bars
+    return ints[:, :k], floats[:, :k], k, cancelled, warmup, path, kahan_bars
