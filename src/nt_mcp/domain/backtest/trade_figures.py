@@ -154,13 +154,9 @@ def trade_figures(entry_bars, exit_bars, pnl, returns, commissions, n_bars):  # 
     bar), -1 if the entry bars are not in order (then `metrics.exposure` sorts them). The figures are
     NaN without a closed trade, as there."""
     m = entry_bars.shape[0]
-    ret_c = np.empty(m, dtype=np.float64)  # the closed trades' returns, in order
-    pos = np.empty(m, dtype=np.float64)  # returns > 0, in order
-    neg = np.empty(m, dtype=np.float64)  # returns < 0
+    ret_c = np.empty(m, dtype=np.float64)  # the closed trades' returns, in order (then their growth)
     closed = 0
     wins = 0
-    n_pos = 0
-    n_neg = 0
     best = -np.inf
     worst = np.inf
     nan_seen = False
@@ -175,12 +171,6 @@ def trade_figures(entry_bars, exit_bars, pnl, returns, commissions, n_bars):  # 
             closed += 1
             if pnl[t] > 0.0:
                 wins += 1
-            if r > 0.0:
-                pos[n_pos] = r
-                n_pos += 1
-            elif r < 0.0:
-                neg[n_neg] = r
-                n_neg += 1
             if r != r:
                 nan_seen = True
             else:
@@ -197,15 +187,25 @@ def trade_figures(entry_bars, exit_bars, pnl, returns, commissions, n_bars):  # 
                     covered += end - first + 1
                 reach = max(reach, end)
     commission = pairwise_sum(commissions, m)
-    growth = np.empty(closed, dtype=np.float64)
-    for t in range(closed):
-        growth[t] = 1.0 + ret_c[t]
     if closed == 0:
-        return 0, np.nan, np.nan, np.nan, np.nan, np.nan, growth, covered, commission
+        return 0, np.nan, np.nan, np.nan, np.nan, np.nan, ret_c[:0], covered, commission
     if nan_seen:
         best = np.nan
         worst = np.nan
-    losses = abs(pairwise_sum(neg, n_neg))
-    profit_factor = pairwise_sum(pos, n_pos) / losses if losses else np.nan
+    buf = np.empty(closed, dtype=np.float64)  # the positive returns, then the negative ones, in order
+    k = 0
+    for t in range(closed):
+        if ret_c[t] < 0.0:
+            buf[k] = ret_c[t]
+            k += 1
+    losses = abs(pairwise_sum(buf, k))
+    k = 0
+    for t in range(closed):
+        if ret_c[t] > 0.0:
+            buf[k] = ret_c[t]
+            k += 1
+    profit_factor = pairwise_sum(buf, k) / losses if losses else np.nan
     expectancy = pairwise_sum(ret_c, closed) / closed
-    return closed, wins / closed, best, worst, profit_factor, expectancy, growth, covered, commission
+    for t in range(closed):  # the growth factors, in place
+        ret_c[t] = 1.0 + ret_c[t]
+    return closed, wins / closed, best, worst, profit_factor, expectancy, ret_c[:closed], covered, commission
