@@ -339,7 +339,8 @@ def risk_metrics(
     ``periods`` is :func:`period_ends` of ``ts_ns``, when the caller already has it.
     """
     ends, per_year = periods if periods is not None else period_ends(ts_ns)
-    n_r, growth, var, down_mean = compiled(_period_returns)(equity, np.ascontiguousarray(ends, dtype=np.int64))
+    with np.errstate(divide="ignore", invalid="ignore"):  # 0 / 0 after ruin (the Python twin's NumPy scalars)
+        n_r, growth, var, down_mean = compiled(_period_returns)(equity, np.ascontiguousarray(ends, dtype=np.int64))
     g = _geometric_mean_of_growth(growth)
     g = 0.0 if math.isnan(g) else g
     annual = (1.0 + g) ** per_year - 1.0
