@@ -152,3 +152,17 @@ def test_compute_metrics_with_no_trade() -> None:
     theirs = ref.compute_metrics(eq, bars.ts_ns, bars.close, **kw).as_dict()  # type: ignore[arg-type]
     assert all(_close(ours[k], theirs[k]) for k in ours)
     assert ours["exposure"] == 0.0 and ours["n_trades"] == 0
+
+
+def test_median_step_is_numpys_median() -> None:
+    rng = np.random.default_rng(13)
+    for _ in range(3_000):
+        n = int(rng.integers(2, 102))  # odd and even step counts, up to the 100 period_ends reads
+        ts = (np.cumsum(rng.integers(1, 10 ** int(rng.integers(1, 17)), n)) - 10**15).astype(np.int64)
+        assert m._median_step(ts) == int(np.median(np.diff(ts)))
+
+
+def test_equity_path_maps_nan_and_infinite_drawdowns_as_nan_to_num() -> None:
+    for deepest in (math.nan, math.inf, -math.inf, 0.0, -0.0, 0.25):
+        got = m.EquityPath.from_kernel(1.0, deepest, 3, 5, True).max_drawdown
+        assert np.float64(got).view(np.int64) == np.float64(-float(np.nan_to_num(deepest))).view(np.int64)

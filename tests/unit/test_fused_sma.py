@@ -33,7 +33,7 @@ def _fused(close: np.ndarray[Any, Any], fast: int, slow: int, down: float) -> tu
     out = fused_sma.sma_crossover_backtest(
         close, close, ts, fast, slow, down, 1e6, 0, 1.0, True, 0.0, 0.0, 0.0, False, np.empty(n), signals
     )
-    return signals, int(out[5]), out
+    return signals, int(out[6]), out
 
 
 def _reference(close: np.ndarray[Any, Any], fast: int, slow: int, down: float) -> np.ndarray[Any, Any]:
@@ -105,7 +105,7 @@ def test_the_python_twin_gives_the_same_signals_and_equity() -> None:
         signals = np.full(n, np.nan)
         equity = np.empty(n)
         out = kernel(close, close, ts, 5, 20, -1.0, 1e4, 0, 1.0, True, 0.001, 0.0, 0.0, False, equity, signals)
-        results.append((signals, equity, out[0], out[4]))
+        results.append((signals, equity, out[0], out[1], out[5]))
     for a, b in zip(results[0], results[1], strict=True):
         assert _same(a, b)
 

@@ -129,7 +129,7 @@ def test_compiled_picks_the_twin_only_for_small_calls_while_warming(monkeypatch:
 
 def test_the_warm_up_compiles_what_the_tools_call() -> None:
     """After compile_kernels, a backtest of every strategy and a sweep need no new compilation."""
-    from nt_mcp.domain.backtest import fused_sma, kernel, metrics, sweep
+    from nt_mcp.domain.backtest import fused_sma, kernel, metrics, sweep, trade_figures
     from nt_mcp.domain.strategies import indicators
 
     compile_kernels()
@@ -143,6 +143,9 @@ def test_the_warm_up_compiles_what_the_tools_call() -> None:
         indicators.sma_crossover_signal,
         metrics._day_period_ends,
         metrics._equity_path,
+        metrics._period_returns,
+        trade_figures.trade_columns,
+        trade_figures.trade_figures,
     ]
     before = {d: len(d.signatures) for d in dispatchers}
     assert all(before.values())

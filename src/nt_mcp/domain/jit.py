@@ -91,8 +91,8 @@ class Kernel:
 
     def __call__(self, *args: Any) -> Any:
         if (
-            self.dispatcher.signatures
-            or not _warming.is_set()
+            not _warming.is_set()  # first: the common case, and cheaper than listing the signatures
+            or self.dispatcher.signatures
             or getattr(_warm_thread, "active", False)
             or _elements(args) > PYTHON_TWIN_MAX_ELEMENTS
         ):

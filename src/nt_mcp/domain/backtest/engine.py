@@ -11,6 +11,7 @@ import numpy.typing as npt
 from nt_mcp.domain.backtest import kernel
 from nt_mcp.domain.backtest.config import BacktestConfig
 from nt_mcp.domain.backtest.metrics import EquityPath, Metrics, compute_metrics
+from nt_mcp.domain.backtest.trade_figures import trade_columns
 from nt_mcp.domain.bars import Bars
 from nt_mcp.domain.errors import DomainValueError
 from nt_mcp.domain.jit import compiled
@@ -63,21 +64,38 @@ class TradeTable:
 
     @classmethod
     def from_records(cls, rec: FloatArray, timestamps: npt.NDArray[np.datetime64], last_close: float) -> TradeTable:
-        exit_bar = rec[:, kernel.T_EXIT_BAR].astype(np.int64)
-        entry = rec[:, kernel.T_ENTRY_PRICE]
-        size = rec[:, kernel.T_SIZE]
-        commission = rec[:, kernel.T_COMMISSION]
-        marked = np.where(exit_bar < 0, last_close, rec[:, kernel.T_EXIT_PRICE])
+        """The table of the kernel's trade records (one compiled pass, `trade_figures.trade_columns`:
+        the formulas are in the class docstring; an open trade is marked at ``last_close``)."""
+        entry_bar, exit_bar, entry_price, exit_price, size, commission, pnl, return_pct, reason = compiled(
+            trade_columns
+        )(np.ascontiguousarray(rec, dtype=np.float64), float(last_close))
         return cls(
-            entry_bar=rec[:, kernel.T_ENTRY_BAR].astype(np.int64),
+            entry_bar=entry_bar,
             exit_bar=exit_bar,
-            entry_price=entry,
-            exit_price=rec[:, kernel.T_EXIT_PRICE],
+            entry_price=entry_price,
+            exit_price=exit_price,
             size=size,
             commission=commission,
-            pnl=size * (marked - entry) - commission,
-            return_pct=np.sign(size) * (marked / entry - 1.0) - commission / (np.abs(size) * entry),
-            exit_reason=rec[:, kernel.T_REASON].astype(np.int64),
+            pnl=pnl,
+            return_pct=return_pct,
+            exit_reason=reason,
+            timestamps=timestamps,
+        )
+
+    @classmethod
+    def from_columns(cls, ints: IntArray, floats: FloatArray, timestamps: npt.NDArray[np.datetime64]) -> TradeTable:
+        """The table of `fused_sma.sma_crossover_backtest`'s columns: ``ints`` rows entry bar, exit bar,
+        reason; ``floats`` rows entry price, exit price, size, commission, pnl, return_pct."""
+        return cls(
+            entry_bar=ints[0],
+            exit_bar=ints[1],
+            entry_price=floats[0],
+            exit_price=floats[1],
+            size=floats[2],
+            commission=floats[3],
+            pnl=floats[4],
+            return_pct=floats[5],
+            exit_reason=ints[2],
             timestamps=timestamps,
         )
 
@@ -173,6 +191,19 @@ def backtest_result(
     """A simulated run's result: its trade records as a `TradeTable`, and the metrics (``path``: the
     equity path if the simulation already tracked it)."""
     trades = TradeTable.from_records(records, bars.timestamps, float(bars.close[-1]))
+    return result_of_trades(bars, equity, trades, cancelled, config, first_trading_bar, path)
+
+
+def result_of_trades(
+    bars: Bars,
+    equity: FloatArray,
+    trades: TradeTable,
+    cancelled: int,
+    config: BacktestConfig,
+    first_trading_bar: int,
+    path: EquityPath | None = None,
+) -> BacktestResult:
+    """A simulated run's result from its `TradeTable`: the metrics (see `backtest_result`)."""
     metrics = compute_metrics(
         equity,
         bars.ts_ns,

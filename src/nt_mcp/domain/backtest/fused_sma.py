@@ -54,15 +54,15 @@ from nt_mcp.domain.backtest.kernel import (
     EXIT_OPEN,
     EXIT_RUIN,
     EXIT_SIGNAL,
-    N_TRADE_COLS,
     _entry_units,
-    _write,
 )
 from nt_mcp.domain.backtest.metrics import path_step
 from nt_mcp.domain.strategies.indicators import _kahan_add
 
 BLOCK_BARS = 1024  # bars per block (re-anchor and error bound), at least 8 slow windows
 _U = 2.0**-53
+_U1 = np.uint64(1)
+_MIN_POSITIVE = 5e-324  # the smallest positive double: eq >= it exactly when eq > 0
 
 
 @njit(cache=True)
@@ -77,25 +77,37 @@ def _anchor(x, i, n):  # type: ignore[no-untyped-def]
 @njit(cache=True)
 def _block_range(x, start, stop):  # type: ignore[no-untyped-def]
     """The smallest and largest of ``x[start:stop]`` (four interleaved running extremes: no dependency
-    chain of one comparison a value)."""
+    chain of one comparison a value; each a compare-and-select, ``v if v < lo else lo``, one ``minsd``).
+    A NaN is passed over, unless it is ``x[start]`` (then both are NaN, and so is the block's bound: every
+    bar of the block takes the exact sums); a window holding a NaN has a NaN estimate, which takes the
+    exact sums too."""
     lo0 = lo1 = lo2 = lo3 = x[start]
     hi0 = hi1 = hi2 = hi3 = x[start]
     j = start
     while j + 4 <= stop:
-        lo0 = min(lo0, x[j])
-        hi0 = max(hi0, x[j])
-        lo1 = min(lo1, x[j + 1])
-        hi1 = max(hi1, x[j + 1])
-        lo2 = min(lo2, x[j + 2])
-        hi2 = max(hi2, x[j + 2])
-        lo3 = min(lo3, x[j + 3])
-        hi3 = max(hi3, x[j + 3])
+        v0 = x[j]
+        v1 = x[j + 1]
+        v2 = x[j + 2]
+        v3 = x[j + 3]
+        lo0 = v0 if v0 < lo0 else lo0
+        hi0 = v0 if v0 > hi0 else hi0
+        lo1 = v1 if v1 < lo1 else lo1
+        hi1 = v1 if v1 > hi1 else hi1
+        lo2 = v2 if v2 < lo2 else lo2
+        hi2 = v2 if v2 > hi2 else hi2
+        lo3 = v3 if v3 < lo3 else lo3
+        hi3 = v3 if v3 > hi3 else hi3
         j += 4
     while j < stop:
-        lo0 = min(lo0, x[j])
-        hi0 = max(hi0, x[j])
+        v = x[j]
+        lo0 = v if v < lo0 else lo0
+        hi0 = v if v > hi0 else hi0
         j += 1
-    return min(min(lo0, lo1), min(lo2, lo3)), max(max(hi0, hi1), max(hi2, hi3))
+    lo0 = lo1 if lo1 < lo0 else lo0
+    lo2 = lo3 if lo3 < lo2 else lo2
+    hi0 = hi1 if hi1 > hi0 else hi0
+    hi2 = hi3 if hi3 > hi2 else hi2
+    return (lo2 if lo2 < lo0 else lo0), (hi2 if hi2 > hi0 else hi0)
 
 
 @njit(cache=True)
@@ -109,11 +121,38 @@ def _kahan_through(x, start, stop, fast, slow, sf, cf, ss, cs):  # type: ignore[
     return sf, cf, ss, cs
 
 
+@njit(cache=True, error_model="numpy")  # x / 0 is inf or NaN, as in NumPy (`trade_figures.trade_columns`)
+def _pnl_and_return(size, entry, marked, commission):  # type: ignore[no-untyped-def]
+    """A trade's ``pnl`` and ``return_pct`` as `engine.TradeTable` defines them (the operations of
+    `trade_figures.trade_columns`), ``marked`` its exit price or the last close."""
+    sign = 1.0 if size > 0.0 else (-1.0 if size < 0.0 else (0.0 if size == 0.0 else size))
+    return size * (marked - entry) - commission, sign * (marked / entry - 1.0) - commission / (abs(size) * entry)
+
+
+@njit(cache=True, inline="always")
+def _record(ints, floats, k, entry_bar, exit_bar, entry_price, exit_price, size, commission, reason, marked):  # type: ignore[no-untyped-def]
+    """Trade ``k`` into the column tables: ``ints`` rows entry bar, exit bar, reason; ``floats`` rows entry
+    price, exit price, size, commission, pnl, return_pct (``marked``: the exit price, or the last close for
+    a trade still open)."""
+    ints[0, k] = entry_bar
+    ints[1, k] = exit_bar
+    ints[2, k] = reason
+    floats[0, k] = entry_price
+    floats[1, k] = exit_price
+    floats[2, k] = size
+    floats[3, k] = commission
+    floats[4, k], floats[5, k] = _pnl_and_return(size, entry_price, marked, commission)
+
+
 @njit(cache=True)
 def crossover_events(close, fast, slow, down_value, signals):  # type: ignore[no-untyped-def]
     """The bars where `sma_crossover_signal` signals, and their signals (+1 up, ``down_value`` down), in
     one pass of plain sums (see the module docstring). ``signals``: empty, or one NaN per bar to receive
-    them. Returns ``(bars, values, count, kahan_bars)``."""
+    them. Returns ``(bars, values, count, kahan_bars)``.
+
+    Block by block; within a block, past the warm-up, a tight inner loop moves the two sums on while the
+    averages stay, provably, on the side of the last bar (``d * rel > bound``); any other bar (a possible
+    crossing, a near tie, the warm-up) leaves it for the general step."""
     n = close.shape[0]
     ev_bar = np.empty(max(n - slow, 0) + 1, dtype=np.int64)  # one signal a bar at most, from bar slow on
     ev_val = np.empty(max(n - slow, 0) + 1, dtype=np.float64)
@@ -126,8 +165,6 @@ def crossover_events(close, fast, slow, down_value, signals):  # type: ignore[no
     ps = 0.0
     af = 0.0  # sum |d_j| up to the current block's end
     as_ = 0.0
-    bound = 0.0  # the current block's B
-    next_block = 0
     kf = 0.0  # the exact sums, run lazily: bars [0, kahan_at) are in them
     kcf = 0.0
     ks = 0.0
@@ -135,50 +172,74 @@ def crossover_events(close, fast, slow, down_value, signals):  # type: ignore[no
     kahan_at = 0
     kahan_bars = 0
     rel = 0.0  # sign(mean_f - mean_s) at the previous bar: +1.0, -1.0, or 0.0 (a tie, or undefined)
-    for i in range(n):
-        v = close[i]
-        if i == next_block:
-            stop = min(i + block_bars, n)
-            lo, hi = _block_range(close, max(i - slow, 0), stop)
-            mx = max(abs(lo), abs(hi))
-            # every |d_j| of the block is at most hi - lo (at most |x_j| <= mx before bar n)
-            sum_d = 1.001 * (stop - i) * ((hi - lo) if i >= slow else (hi - lo) + mx)
-            af += sum_d
-            as_ += sum_d
-            kn = 1.001 * block_bars * mx
-            e_f = 4.0 * _U * af + 2.0 * _U * ((fast - 1) * fast * mx + sum_d + kn * fast)
-            e_s = 4.0 * _U * as_ + 2.0 * _U * ((slow - 1) * slow * mx + sum_d + kn * slow)
-            bound = (e_f * rf + e_s * rs + 8.0 * _U * 2.002 * mx) * (1.0 + 2.0**-20)
-            next_block = stop
-            if i > 0:  # re-anchor (i >= block_bars > slow)
-                pf = _anchor(close, i, fast)
-                ps = _anchor(close, i, slow)
-            else:
-                pf = v
-                ps = v
+    u_fast = np.uint64(fast)
+    u_slow = np.uint64(slow)
+    start = 0
+    while start < n:
+        stop = min(start + block_bars, n)
+        u_stop = np.uint64(stop)
+        lo, hi = _block_range(close, max(start - slow, 0), stop)
+        mx = max(abs(lo), abs(hi))
+        # every |d_j| of the block is at most hi - lo (at most |x_j| <= mx before bar n)
+        sum_d = 1.001 * (stop - start) * ((hi - lo) if start >= slow else (hi - lo) + mx)
+        af += sum_d
+        as_ += sum_d
+        kn = 1.001 * block_bars * mx
+        e_f = 4.0 * _U * af + 2.0 * _U * ((fast - 1) * fast * mx + sum_d + kn * fast)
+        e_s = 4.0 * _U * as_ + 2.0 * _U * ((slow - 1) * slow * mx + sum_d + kn * slow)
+        bound = (e_f * rf + e_s * rs + 8.0 * _U * 2.002 * mx) * (1.0 + 2.0**-20)
+        if start > 0:  # re-anchor (start >= block_bars > slow)
+            pf = _anchor(close, start, fast)
+            ps = _anchor(close, start, slow)
         else:
-            pf += v - (close[i - fast] if i >= fast else 0.0)
-            ps += v - (close[i - slow] if i >= slow else 0.0)
-        d = pf * rf - ps * rs
-        if not (d * rel > bound) and i >= slow - 1:  # the common bar: on the same side as the last, proven
-            if d > bound:
-                now = 1.0
-            elif d < -bound:
-                now = -1.0
-            else:
-                kahan_bars += i + 1 - kahan_at
-                kf, kcf, ks, kcs = _kahan_through(close, kahan_at, i, fast, slow, kf, kcf, ks, kcs)
-                kahan_at = i + 1
-                exact_f = kf / fast
-                exact_s = ks / slow
-                now = 1.0 if exact_f > exact_s else (-1.0 if exact_f < exact_s else 0.0)
-            if i >= slow and ((rel == -1.0 and now == 1.0) or (rel == 1.0 and now == -1.0)):
-                ev_bar[count] = i
-                ev_val[count] = 1.0 if now == 1.0 else down_value
-                if record:
-                    signals[i] = ev_val[count]
-                count += 1
-            rel = now
+            pf = close[0]
+            ps = close[0]
+        i = start
+        while True:  # bar i's sums are up to date: decide it
+            d = pf * rf - ps * rs
+            if not (d * rel > bound) and i >= slow - 1:  # not proven on the same side as the last bar
+                if d > bound:
+                    now = 1.0
+                elif d < -bound:
+                    now = -1.0
+                else:
+                    kahan_bars += i + 1 - kahan_at
+                    kf, kcf, ks, kcs = _kahan_through(close, kahan_at, i, fast, slow, kf, kcf, ks, kcs)
+                    kahan_at = i + 1
+                    exact_f = kf / fast
+                    exact_s = ks / slow
+                    now = 1.0 if exact_f > exact_s else (-1.0 if exact_f < exact_s else 0.0)
+                if i >= slow and ((rel == -1.0 and now == 1.0) or (rel == 1.0 and now == -1.0)):
+                    ev_bar[count] = i
+                    ev_val[count] = 1.0 if now == 1.0 else down_value
+                    if record:
+                        signals[i] = ev_val[count]
+                    count += 1
+                rel = now
+            i += 1
+            if i >= stop:
+                break
+            if i < slow:  # the warm-up: windows not yet full
+                v = close[i]
+                pf += v - (close[i - fast] if i >= fast else 0.0)
+                ps += v - 0.0
+                continue
+            # the common bar: the same sums, proven on the same side as the last (unsigned indices: no
+            # negative-index wraparound code in the loop)
+            j = np.uint64(i)
+            while True:
+                v = close[j]
+                pf += v - close[j - u_fast]
+                ps += v - close[j - u_slow]
+                if not ((pf * rf - ps * rs) * rel > bound):
+                    break
+                j += _U1
+                if j >= u_stop:
+                    break
+            i = int(np.int64(j))
+            if i >= stop:
+                break
+        start = stop
     return ev_bar, ev_val, count, kahan_bars
 
 
@@ -206,14 +267,27 @@ def sma_crossover_backtest(  # type: ignore[no-untyped-def]
     ``signals`` is empty, or one NaN per bar to receive the signal bars (as `sma_crossover_signal` writes
     them: the tests compare the two). Two tight loops: `crossover_events` lists the signal bars, then the
     simulation runs from event to event, tracking the equity path (`metrics.path_step`) as it goes.
+    Between two executions the position is constant, so each bar is ``eq = cash + pos * (close - entry)``,
+    its store, and two comparisons (``eq < top`` and ``eq >= lo``, ``lo`` the larger of the path's
+    bound and the smallest positive double: a bar that passes both is neither ruin nor a `path_step`); the
+    opens the signals execute at are gathered before the loop (independent loads, overlapped, where the
+    loop would wait on a cache miss at every signal).
 
-    Returns ``(trades, n_trades, n_cancelled, warmup, path, kahan_bars)``: the trade records, the warm-up
+    Returns ``(ints, floats, n_trades, n_cancelled, warmup, path, kahan_bars)``: the trades' columns (see
+    `_record`; their values are those of `engine.TradeTable.from_records` on `kernel.simulate`'s records), the warm-up
     `sma_crossover_signal` returns, what `metrics._equity_path` returns for ``equity``, and over how many
     bars the exact (Kahan) sums had to run to settle near ties (0 on most series)."""
     n = close.shape[0]
     warmup = max(fast - 1 if fast - 1 < n else n - 1, slow - 1 if slow - 1 < n else n - 1)
     ev_bar, ev_val, n_ev, kahan_bars = crossover_events(close, fast, slow, down_value, signals)
-    trades = np.empty((n_ev + 1, N_TRADE_COLS), dtype=np.float64)  # a trade opens on a signal
+    # the trades as columns (a trade opens on a signal): `engine.TradeTable`'s, without a records table
+    ints = np.empty((3, n_ev + 1), dtype=np.int64)
+    floats = np.empty((6, n_ev + 1), dtype=np.float64)
+    # the opens the signals execute at, gathered first: independent loads the CPU overlaps, where the
+    # simulation would wait for each one (a cache miss every ~25 bars)
+    ev_open = np.empty(n_ev, dtype=np.float64)
+    for e in range(n_ev):
+        ev_open[e] = open_[min(ev_bar[e] + 1, n - 1)]
     k = 0
     cancelled = 0
     pos = 0.0
@@ -233,49 +307,73 @@ def sma_crossover_backtest(  # type: ignore[no-untyped-def]
     long_ns = ts_ns[0] - ts_ns[0]
     found = False
     ruined = -1
+    lo = np.inf  # eq >= lo: eq > 0 and eq >= bound_e (NaN if bound_e is)
+    i = 0
     e = 0
-    next_exec = ev_bar[0] + 1 if n_ev > 0 else n
-    for i in range(n):
-        if i == next_exec:
-            target = ev_val[e]
-            e += 1
-            next_exec = ev_bar[e] + 1 if e < n_ev else n
-            if target != direction:
-                if pos != 0.0:
-                    px = open_[i] * (1.0 - direction * slippage)
-                    comm = c_fixed + abs(pos) * px * c_pct
-                    cash += pos * (px - entry_price) - comm
-                    _write(trades, k, entry_bar, i, entry_price, px, pos, entry_comm + comm, EXIT_SIGNAL)
-                    k += 1
-                    pos = 0.0
-                    direction = 0.0
-                if target != 0.0:
-                    px = open_[i] * (1.0 + target * slippage)
-                    units = _entry_units(cash, px, sizing, size, whole_units, c_pct, c_fixed)
-                    if units > 0.0:
-                        pos = target * units
-                        direction = target
-                        entry_price = px
-                        entry_bar = i
-                        entry_comm = c_fixed + units * px * c_pct
-                        cash -= entry_comm
-                    else:
-                        cancelled += 1
-        eq = cash + pos * (close[i] - entry_price)
-        if eq <= 0.0:
-            ruined = i
+    while True:
+        stop = ev_bar[e] + 1 if e < n_ev else n  # the bar the next signal executes at (n: none)
+        # bars i .. stop - 1 hold the position; the tight loop runs while a bar changes nothing on the
+        # equity path (eq < top, eq >= bound_e: `path_step` skipped) and is not ruin (eq > 0)
+        u_end = np.uint64(min(stop, last))
+        u = np.uint64(i)
+        if pos == 0.0 and cash < top and cash >= lo:
+            # flat, and cash changes nothing on the path: every bar's equity is cash (cash + 0.0 * (close -
+            # entry) with finite prices, as `Bars` has them), and every bar is skipped
+            while u < u_end:
+                equity[u] = cash
+                u += _U1
+        while u < u_end:
+            eq = cash + pos * (close[u] - entry_price)
+            equity[u] = eq
+            if not (eq < top and eq >= lo):
+                if eq <= 0.0:
+                    ruined = int(np.int64(u))
+                    break
+                top, deepest, q_min, bound_e, any_nan, mark, long_bars, long_ns, found = path_step(
+                    np.int64(u), eq, last, ts_ns, top, deepest, q_min, bound_e, any_nan, mark, long_bars, long_ns, found
+                )
+                lo = _MIN_POSITIVE if bound_e < _MIN_POSITIVE else bound_e
+            u += _U1
+        if ruined >= 0:
             break
-        equity[i] = eq
-        if not (eq < top and eq >= bound_e) and i < last:
-            top, deepest, q_min, bound_e, any_nan, mark, long_bars, long_ns, found = path_step(
-                i, eq, last, ts_ns, top, deepest, q_min, bound_e, any_nan, mark, long_bars, long_ns, found
-            )
+        if stop >= n:
+            break
+        i = stop
+        target = ev_val[e]
+        if target != direction:
+            if pos != 0.0:
+                px = ev_open[e] * (1.0 - direction * slippage)
+                comm = c_fixed + abs(pos) * px * c_pct
+                cash += pos * (px - entry_price) - comm
+                _record(ints, floats, k, entry_bar, i, entry_price, px, pos, entry_comm + comm, EXIT_SIGNAL, px)
+                k += 1
+                pos = 0.0
+                direction = 0.0
+            if target != 0.0:
+                px = ev_open[e] * (1.0 + target * slippage)
+                units = _entry_units(cash, px, sizing, size, whole_units, c_pct, c_fixed)
+                if units > 0.0:
+                    pos = target * units
+                    direction = target
+                    entry_price = px
+                    entry_bar = i
+                    entry_comm = c_fixed + units * px * c_pct
+                    cash -= entry_comm
+                else:
+                    cancelled += 1
+        e += 1
+    if ruined < 0:  # the last bar (no path step here: it is taken after the end-of-run fill below)
+        eq = cash + pos * (close[last] - entry_price)
+        if eq <= 0.0:
+            ruined = last
+        else:
+            equity[last] = eq
     if ruined >= 0:
         i = ruined
         if pos != 0.0:
             v = close[i]
             comm = c_fixed + abs(pos) * v * c_pct
-            _write(trades, k, entry_bar, i, entry_price, v, pos, entry_comm + comm, EXIT_RUIN)
+            _record(ints, floats, k, entry_bar, i, entry_price, v, pos, entry_comm + comm, EXIT_RUIN, v)
             k += 1
         equity[i:] = 0.0
         for t in range(i, n):
@@ -284,19 +382,19 @@ def sma_crossover_backtest(  # type: ignore[no-untyped-def]
                     t, 0.0, last, ts_ns, top, deepest, q_min, bound_e, any_nan, mark, long_bars, long_ns, found
                 )
         path = (top, np.nan if any_nan else deepest, long_bars, long_ns, found)
-        return trades[:k], k, cancelled, warmup, path, kahan_bars
+        return ints[:, :k], floats[:, :k], k, cancelled, warmup, path, kahan_bars
     if pos != 0.0:
         if close_at_end:
             px = close[last] * (1.0 - direction * slippage)
             comm = c_fixed + abs(pos) * px * c_pct
             cash += pos * (px - entry_price) - comm
             equity[last] = cash
-            _write(trades, k, entry_bar, last, entry_price, px, pos, entry_comm + comm, EXIT_END)
+            _record(ints, floats, k, entry_bar, last, entry_price, px, pos, entry_comm + comm, EXIT_END, px)
         else:
-            _write(trades, k, entry_bar, -1, entry_price, np.nan, pos, entry_comm, EXIT_OPEN)
+            _record(ints, floats, k, entry_bar, -1, entry_price, np.nan, pos, entry_comm, EXIT_OPEN, close[last])
         k += 1
     top, deepest, q_min, bound_e, any_nan, mark, long_bars, long_ns, found = path_step(
         last, equity[last], last, ts_ns, top, deepest, q_min, bound_e, any_nan, mark, long_bars, long_ns, found
     )
     path = (top, np.nan if any_nan else deepest, long_bars, long_ns, found)
-    return trades[:k], k, cancelled, warmup, path, kahan_bars
+    return ints[:, :k], floats[:, :k], k, cancelled, warmup, path, kahan_bars

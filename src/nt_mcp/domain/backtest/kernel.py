@@ -46,13 +46,33 @@ def _write(trades, k, entry_bar, exit_bar, entry_price, exit_price, size, commis
 
 
 @njit(cache=True, inline="always")
+def _floor_div(a, b):  # type: ignore[no-untyped-def]
+    """``a // b`` (Python's float floor division, bit for bit) without its ``fmod`` call in the common
+    case ``a >= 0``, ``b > 0``, ``q = fl(a / b) < 2**49`` with ``q`` not within ``q * 2**-50`` of an
+    integer. Proof: ``a // b`` computes ``mod = fmod(a, b) = a - k b`` exactly (``k = floor(a / b)``, the
+    exact quotient's floor), then ``div = fl(fl(a - mod) / b)`` (``= 0`` and the result ``+0.0`` when
+    ``k = 0``), within ``k * 2.0001 * 2**-53 < 0.5`` of ``k``, and snaps it to the nearest integer: ``k``.
+    ``q`` is within ``q * 2**-53`` of the exact quotient, so with no integer that close to ``q``,
+    ``floor(q) = k`` (``q - floor(q)`` is exact; ``+0.0`` when ``k = 0``). Otherwise ``a // b`` itself."""
+    if a >= 0.0 and b > 0.0:
+        q = a / b
+        if q < 562949953421312.0:  # 2**49
+            k = np.floor(q)
+            frac = q - k
+            margin = q * 8.881784197001252e-16  # q * 2**-50
+            if frac > margin and 1.0 - frac > margin:
+                return k
+    return a // b
+
+
+@njit(cache=True, inline="always")
 def _entry_units(cash, px, sizing, size, whole_units, c_pct, c_fixed):  # type: ignore[no-untyped-def]
     """Units an entry at fill price ``px`` buys (or sells short) with ``cash``; see `config.Sizing`."""
     units = 0.0
     if sizing == 0:
         if whole_units:
             f = min(size, _ALL_IN)
-            units = (cash * f) // (px + (c_fixed + f * px * c_pct) / f)
+            units = _floor_div(cash * f, px + (c_fixed + f * px * c_pct) / f)
         else:
             units = (cash * size - c_fixed) / (px * (1.0 + c_pct))
     elif sizing == 1:

@@ -18,12 +18,14 @@ formulas (tests/reference_metrics.py keeps them as the reference).
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import asdict, dataclass
 
 import numpy as np
 import numpy.typing as npt
 from numba import njit
 
+from nt_mcp.domain.backtest.trade_figures import pairwise_sum, trade_figures
 from nt_mcp.domain.jit import compiled
 
 FloatArray = npt.NDArray[np.float64]
@@ -95,7 +97,9 @@ def _day_period_ends(ts_ns, weekly):  # type: ignore[no-untyped-def]
     ``(day - 4) // 7``), and how many bars fall on a Saturday or Sunday (weekday ``(day + 3) % 7 >= 5``,
     day 0 = 1970-01-01 was a Thursday). Integer ``//`` and ``%`` floor as in Python. The timestamps
     strictly increase (`Bars` checks it), so each day's bars are one run, whose end is found by a galloping
-    search (`_first_at_or_after`): a few reads per day, not one per bar."""
+    search (`_first_at_or_after`): a few reads per day, not one per bar. It first tries the previous day's
+    bar count (``ts[g - 1] < next day <= ts[g]`` identifies the end exactly): two reads on regular bars,
+    where the galloping search's reads are a chain of cache misses on a cold cache."""
     n = ts_ns.shape[0]
     days = (ts_ns[n - 1] // 86_400_000_000_000) - (ts_ns[0] // 86_400_000_000_000) + 1
     ends = np.empty(min(n, days), dtype=np.int64)  # one end per calendar day at most
@@ -103,9 +107,14 @@ def _day_period_ends(ts_ns, weekly):  # type: ignore[no-untyped-def]
     weekend = 0
     prev = 0
     i = 0
+    run = 0  # the previous day's bar count: the guess for this day's (exact when the spacing is regular)
     while i < n:
         day = ts_ns[i] // 86_400_000_000_000
-        j = _first_at_or_after(ts_ns, i + 1, (day + 1) * 86_400_000_000_000)  # bars i..j-1 fall on this day
+        nxt = (day + 1) * 86_400_000_000_000
+        g = i + run
+        guessed = run > 0 and g < n and ts_ns[g - 1] < nxt and ts_ns[g] >= nxt  # g: the next day's first bar
+        j = g if guessed else _first_at_or_after(ts_ns, i + 1, nxt)  # bars i..j-1 fall on this day
+        run = j - i
         if (day + 3) % 7 >= 5:
             weekend += j - i
         key = (day - 4) // 7 if weekly else day
@@ -116,6 +125,16 @@ def _day_period_ends(ts_ns, weekly):  # type: ignore[no-untyped-def]
         i = j
     ends[k] = n - 1
     return ends[: k + 1].copy(), weekend
+
+
+def _median_step(ts_ns: IntArray) -> int:
+    """``int(np.median(np.diff(ts_ns)))`` without ``np.median``'s overhead: the middle step, or the mean of
+    the two middle ones as ``np.mean`` takes it (``(0.0 + a + b) / 2`` in float64), truncated."""
+    steps = np.sort(np.diff(ts_ns)).tolist()
+    mid = len(steps) // 2
+    if len(steps) % 2:
+        return int(float(steps[mid]))
+    return int((0.0 + float(steps[mid - 1]) + float(steps[mid])) / 2)
 
 
 def period_ends(ts_ns: IntArray) -> tuple[IntArray, int]:
@@ -130,7 +149,7 @@ def period_ends(ts_ns: IntArray) -> tuple[IntArray, int]:
     n = ts_ns.shape[0]
     if n < 2:
         return np.array([n - 1], dtype=np.int64), 252
-    spacing_days = int(np.median(np.diff(ts_ns[-101:]))) // _DAY_NS
+    spacing_days = _median_step(ts_ns[-101:]) // _DAY_NS
     if spacing_days in (31, 365):
         unit = "datetime64[M]" if spacing_days == 31 else "datetime64[Y]"
         key = ts_ns.view("datetime64[ns]").astype(unit).view(np.int64)
@@ -145,9 +164,13 @@ def period_ends(ts_ns: IntArray) -> tuple[IntArray, int]:
 
 def geometric_mean(returns: FloatArray) -> float:
     """``g = exp(mean(log(1 + r))) - 1``; 0 if any ``1 + r <= 0``; NaN if there are none."""
-    if returns.shape[0] == 0:
+    return _geometric_mean_of_growth(1.0 + returns)
+
+
+def _geometric_mean_of_growth(growth: FloatArray) -> float:
+    """`geometric_mean` from the growth factors ``1 + r``."""
+    if growth.shape[0] == 0:
         return math.nan
-    growth = 1.0 + returns
     if np.any(growth <= 0):
         return 0.0
     return float(np.exp(np.log(growth).sum() / growth.shape[0]) - 1.0)
@@ -246,9 +269,12 @@ class EquityPath:
     @classmethod
     def from_kernel(cls, top: float, deepest: float, bars: int, span_ns: int, found: bool) -> EquityPath:
         """The figures from what `_equity_path` returns (peak, deepest drawdown, longest stretch)."""
+        worst = float(deepest)  # np.nan_to_num's mapping, for a scalar: NaN -> 0, +-inf -> +-largest double
+        if math.isnan(worst) or math.isinf(worst):
+            worst = 0.0 if math.isnan(worst) else math.copysign(sys.float_info.max, worst)
         return cls(
             float(top),
-            -float(np.nan_to_num(deepest)),
+            -worst,
             int(bars) if found else 0,
             float(span_ns) / _DAY_NS if found else 0.0,
         )
@@ -261,6 +287,37 @@ def equity_path(equity: FloatArray, ts_ns: IntArray) -> EquityPath:
     the next ``b`` with ``b > a + 1`` lasts ``b - a`` bars and ``ts[b] - ts[a]``; ``(0, 0.0)`` if equity
     never leaves its high. One compiled pass (`_equity_path`), no drawdown array."""
     return EquityPath.from_kernel(*compiled(_equity_path)(equity, np.ascontiguousarray(ts_ns, dtype=np.int64)))
+
+
+@njit(cache=True, error_model="numpy")  # x / 0 is inf or NaN, as in NumPy
+def _period_returns(equity, ends):  # type: ignore[no-untyped-def]
+    """The period returns ``r = E[ends[1:]] / E[ends[:-1]] - 1`` without the NaN ones (0 / 0 after ruin;
+    backtesting.py drops these too), as NumPy's expressions compute them, bit for bit (sums are NumPy's,
+    `trade_figures.pairwise_sum`). Returns ``(len(r), 1 + r, r.var(ddof=1), np.mean(np.minimum(r, 0) **
+    2))``, the last two NaN for fewer than 2 and 1 returns."""
+    m = ends.shape[0]
+    r = np.empty(max(m - 1, 0), dtype=np.float64)
+    k = 0
+    for t in range(1, m):
+        v = equity[ends[t]] / equity[ends[t - 1]] - 1.0
+        if v == v:
+            r[k] = v
+            k += 1
+    growth = np.empty(k, dtype=np.float64)
+    sq = np.empty(k, dtype=np.float64)
+    for t in range(k):
+        growth[t] = 1.0 + r[t]
+        d = r[t] if r[t] < 0.0 else 0.0
+        sq[t] = d * d
+    down_mean = pairwise_sum(sq, k) / k if k > 0 else np.nan
+    var = np.nan
+    if k > 1:
+        mean = pairwise_sum(r, k) / k
+        for t in range(k):
+            x = r[t] - mean
+            sq[t] = x * x
+        var = pairwise_sum(sq, k) / (k - 1)
+    return k, growth, var, down_mean
 
 
 def risk_metrics(
@@ -282,14 +339,12 @@ def risk_metrics(
     ``periods`` is :func:`period_ends` of ``ts_ns``, when the caller already has it.
     """
     ends, per_year = periods if periods is not None else period_ends(ts_ns)
-    sampled = equity[ends]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        r = sampled[1:] / sampled[:-1] - 1.0
-    r = r[~np.isnan(r)]  # 0 / 0 after ruin; backtesting.py drops these too
-    g = geometric_mean(r)
+    with np.errstate(divide="ignore", invalid="ignore"):  # 0 / 0 after ruin (the Python twin's NumPy scalars)
+        n_r, growth, var, down_mean = compiled(_period_returns)(equity, np.ascontiguousarray(ends, dtype=np.int64))
+    g = _geometric_mean_of_growth(growth)
     g = 0.0 if math.isnan(g) else g
     annual = (1.0 + g) ** per_year - 1.0
-    var = float(r.var(ddof=1)) if r.shape[0] > 1 else math.nan
+    var = float(var)
     with np.errstate(invalid="ignore"):
         vol = (
             math.sqrt((var + (1.0 + g) ** 2) ** per_year - (1.0 + g) ** (2 * per_year))
@@ -297,7 +352,7 @@ def risk_metrics(
             else math.nan
         )
     sharpe = (annual - risk_free_rate) / vol if vol else math.nan
-    downside = math.sqrt(float(np.mean(np.minimum(r, 0.0) ** 2))) * math.sqrt(per_year) if r.shape[0] else math.nan
+    downside = math.sqrt(float(down_mean)) * math.sqrt(per_year) if n_r else math.nan
     sortino = (annual - risk_free_rate) / downside if downside else (math.inf if annual > 0 else math.nan)
     span_ns = int(ts_ns[-1] - ts_ns[0])
     years = (span_ns // _DAY_NS + (span_ns % _DAY_NS) // 10**9 / 86_400) / 365.25
@@ -374,12 +429,22 @@ def compute_metrics(
     ``periods``: :func:`period_ends` of ``ts_ns`` if already known (a sweep computes it once); ``path``:
     :func:`equity_path` of ``equity`` if already known (the fused SMA crossover pass computes it as it goes).
     """
-    closed = exit_bars >= 0
     periods = periods if periods is not None else period_ends(ts_ns)
     annual, vol, sharpe, sortino, cagr = risk_metrics(equity, ts_ns, risk_free_rate, periods)
     path = path if path is not None else equity_path(equity, ts_ns)
     mdd = path.max_drawdown
-    win, best, worst, avg, pf, expectancy = trade_metrics(pnl[closed], returns[closed])
+    n_bars = equity.shape[0]
+    # trade_metrics, exposure and the commission total in one compiled pass (`trade_figures`)
+    n_closed, win, best, worst, pf, expectancy, growth, covered, commission = compiled(trade_figures)(
+        np.ascontiguousarray(entry_bars, dtype=np.int64),
+        np.ascontiguousarray(exit_bars, dtype=np.int64),
+        np.ascontiguousarray(pnl, dtype=np.float64),
+        np.ascontiguousarray(returns, dtype=np.float64),
+        np.ascontiguousarray(commissions, dtype=np.float64),
+        n_bars,
+    )
+    avg = _geometric_mean_of_growth(growth) if n_closed else math.nan
+    exposure_share = covered / n_bars if covered >= 0 else exposure(n_bars, entry_bars, exit_bars)
     return Metrics(
         start_equity=float(equity[0]),
         final_equity=float(equity[-1]),
@@ -395,14 +460,14 @@ def compute_metrics(
         max_drawdown=mdd,
         max_drawdown_duration_bars=path.max_drawdown_duration_bars,
         max_drawdown_duration_days=path.max_drawdown_duration_days,
-        exposure=exposure(equity.shape[0], entry_bars, exit_bars),
-        n_trades=int(closed.sum()),
-        win_rate=win,
-        best_trade=best,
-        worst_trade=worst,
+        exposure=exposure_share,
+        n_trades=int(n_closed),
+        win_rate=float(win),
+        best_trade=float(best),
+        worst_trade=float(worst),
         avg_trade=avg,
-        profit_factor=pf,
-        expectancy=expectancy,
-        total_commission=float(commissions.sum()),
+        profit_factor=float(pf),
+        expectancy=float(expectancy),
+        total_commission=float(commission),
         periods_per_year=periods[1],
     )

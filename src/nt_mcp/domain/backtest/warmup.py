@@ -7,7 +7,8 @@ signal arrays) and scalar types. That reaches every kernel: the strategies' indi
 kernels (the SMA crossover's one-pass `sma_crossover_signal`, and `fused_sma.sma_crossover_backtest`, which
 the crossover runs without protective exits), both simulation loops (the run without
 protective exits takes `kernel._simulate_without_exits`, the run with them the general loop), the
-metrics' passes over timestamps and equity (`metrics._day_period_ends`, `metrics._equity_path`) and
+metrics' passes over timestamps and equity (`metrics._day_period_ends`, `metrics._equity_path`), the
+trade table and per-trade figures (`trade_figures.trade_columns`, `trade_figures.trade_figures`) and
 the sweep (tests/unit/test_jit_twins.py checks that nothing compiles after it). The server runs it in
 a background thread at start (`nt_mcp.server.kernel_warmup`, through `nt_mcp.domain.jit.warm_up`).
 """

@@ -36,13 +36,13 @@ def _fused_backtest(bars: Bars, p: Params, config: BacktestConfig) -> BacktestRe
     """Signals, simulation and equity path in one pass (`fused_sma.sma_crossover_backtest`); ``config``
     has no protective exit. The same result as ``run_backtest`` on `_compute`'s signals."""
     from nt_mcp.domain.backtest import fused_sma
-    from nt_mcp.domain.backtest.engine import backtest_result
+    from nt_mcp.domain.backtest.engine import TradeTable, result_of_trades
     from nt_mcp.domain.backtest.metrics import EquityPath
     from nt_mcp.domain.jit import compiled
 
     cash, sizing, size, whole_units, c_pct, c_fixed, slippage, _, _, _, close_at_end = config.kernel_args()
     equity = np.empty(len(bars), dtype=np.float64)
-    records, _, cancelled, warmup, path, _ = compiled(fused_sma.sma_crossover_backtest)(
+    ints, floats, _, cancelled, warmup, path, _ = compiled(fused_sma.sma_crossover_backtest)(
         bars.open,
         bars.close,
         bars.ts_ns,
@@ -60,7 +60,8 @@ def _fused_backtest(bars: Bars, p: Params, config: BacktestConfig) -> BacktestRe
         equity,
         _NO_SIGNALS,
     )
-    return backtest_result(bars, equity, records, int(cancelled), config, int(warmup), EquityPath.from_kernel(*path))
+    trades = TradeTable.from_columns(ints, floats, bars.timestamps)
+    return result_of_trades(bars, equity, trades, int(cancelled), config, int(warmup), EquityPath.from_kernel(*path))
 
 
 SPEC = StrategySpec(
