@@ -95,6 +95,7 @@ async def test_analyze_risk_of_positions_and_bad_input(services: Services) -> No
             ({"weights": {"SPY": 1.0}, "quantities": {"SPY": 1}}, "weights"),
             ({"weights": {"S P Y": 1.0}}, "weights"),
             ({"weights": {"SPY": 1.0}, "data_source": "files"}, "data_source"),
+            ({"quantities": {"SPY": 1e306, "QQQ": -1e306}}, "quantities"),  # exposures beyond a float: not NaN
         ]:
             error = error_of(await client.call_tool("analyze_risk", args))
             assert error["code"] == "VALIDATION_ERROR" and error["context"]["argument"].startswith(argument), args
@@ -222,3 +223,25 @@ async def test_risk_check_trims_to_the_var_cap_on_synthetic_history(services: Se
     assert plan["var_pct_of_equity_before"] > 0.001 >= plan["var_pct_of_equity_after"]
     assert {o["reason"] for o in plan["orders"]} == {"var_cap"} and len(plan["orders"]) == 2
     assert plan["data"]["synthetic"] is True
+
+
+async def test_an_undefined_var_is_a_validation_error_not_a_schema_breaking_nan(
+    services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A method whose figures come out NaN or infinite (seen once in the fuzz run) is refused, naming
+    `methods`, instead of answering null where the output schema promises a number."""
+    real = risk.tail_risk
+
+    def nan_for_cornish_fisher(*args: Any, **kwargs: Any) -> risk.TailRisk:
+        tail = real(*args, **kwargs)
+        if tail.method == "cornish_fisher":
+            return risk.TailRisk(tail.method, tail.confidence, tail.horizon, float("nan"), tail.cvar, tail.observations)
+        return tail
+
+    monkeypatch.setattr(risk, "tail_risk", nan_for_cornish_fisher)
+    async with _client(services) as client:
+        args = {"weights": {"SPY": 0.6, "QQQ": 0.4}, "lookback": 100}
+        error = error_of(await client.call_tool("analyze_risk", {**args, "methods": ["historical", "cornish_fisher"]}))
+        assert error["code"] == "VALIDATION_ERROR" and error["context"]["argument"] == "methods"
+        assert "cornish_fisher" in error["message"]
+        _ok(await client.call_tool("analyze_risk", {**args, "methods": ["historical", "normal"]}))

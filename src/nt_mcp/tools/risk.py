@@ -225,6 +225,8 @@ async def analyze_risk(
         _symbols([benchmark], "benchmark", 1)
     series = await _with_history(ctx, portfolio, lookback, data_source, end, [benchmark] if benchmark else None)
 
+    given = "quantities" if quantities is not None else "weights" if weights is not None else "positions"
+
     def compute() -> RiskReport:
         n = len(portfolio.symbols)
         returns = risk.simple_returns(series.closes)
@@ -232,8 +234,16 @@ async def analyze_risk(
         exposures = portfolio.exposures
         gross = risk.gross(exposures)
         outs = []
+        if not (math.isfinite(gross) and np.all(np.isfinite(exposures))):
+            raise DomainValueError(given, "the exposures overflow (shares x price beyond a float's range)")
         for method in chosen:
             tail = risk.tail_risk(assets, exposures, method, confidence, horizon, simulations, seed)
+            if not (math.isfinite(tail.var) and math.isfinite(tail.cvar)):  # the output schema needs numbers
+                raise DomainValueError(
+                    "methods",
+                    f"{method} VaR is undefined for this portfolio over the lookback (its returns barely vary "
+                    "or overflow); choose another method, portfolio or lookback",
+                )
             outs.append(VarOut(method=method, var_pct=tail.var, cvar_pct=tail.cvar, var_amount=tail.var * gross,
                                cvar_amount=tail.cvar * gross, observations=tail.observations))  # fmt: skip
         r_p = risk.portfolio_returns(assets, exposures)
