@@ -210,6 +210,18 @@ async def test_a_deferred_server_lists_the_cache_and_calls_wait_for_the_tools(
     assert templates.resource_templates  # the other handlers wait for the tools too
 
 
+def _spawn(data: Path) -> subprocess.Popen[str]:
+    """`nt-mcp serve` on ``data`` with text pipes on stdin, stdout and stderr."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "nt_mcp", "serve"],
+        env=server_env(data),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
 def test_services_that_fail_after_a_cached_handshake_end_the_server(tmp_path: Path) -> None:
     """The deferred start opens the database after the handshake: when that fails (here a database at a
     revision this version does not know), the server exits 1 naming the error, as a full build does
@@ -220,14 +232,7 @@ def test_services_that_fail_after_a_cached_handshake_end_the_server(tmp_path: Pa
 
     with sqlite3.connect(data / "nt-mcp.sqlite3") as conn:
         conn.execute("UPDATE alembic_version SET version_num = 'deadbeef'")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "nt_mcp", "serve"],
-        env=server_env(data),
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = _spawn(data)
     assert proc.stdin is not None and proc.stdout is not None
     proc.stdin.write(INITIALIZE + LIST)
     proc.stdin.flush()
@@ -244,14 +249,7 @@ def test_an_idle_client_still_gets_the_services_started(tmp_path: Path) -> None:
     `cli.START_ANYWAY_S`), so the spool is replayed and jobs resume as on a full build."""
     data = _migrated(tmp_path)
     _session(data)  # writes the cache
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "nt_mcp", "serve"],
-        env=server_env(data),
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = _spawn(data)
     assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
     proc.stdin.write(INITIALIZE)
     proc.stdin.flush()
