@@ -189,3 +189,41 @@ def test_warm_up_runs_once_and_twins_answer_other_threads_meanwhile(monkeypatch:
     assert seen["compiled_before"] == [] and len(double.signatures) == 1
     assert list(seen["other"]) == list(seen["mine"]) == [2.0, 2.0, 2.0]  # type: ignore[call-overload]
     assert jit.warm_up(warm) is None  # once per process
+
+
+def test_a_twin_is_built_while_another_thread_imports_into_a_module_it_sees() -> None:
+    """CI once answered INTERNAL ("dictionary changed size during iteration"): a twin was being built
+    while the warm-up thread imported a submodule into a module the kernel refers to."""
+    import sys
+    import threading
+    import types
+
+    module = types.ModuleType("nt_twin_race")
+    for i in range(2_000):
+        setattr(module, f"value_{i}", i)
+
+    @njit(cache=False)
+    def kernel_in_module(x):  # type: ignore[no-untyped-def]
+        return x + 1.0
+
+    module.kernel_in_module = kernel_in_module  # last: the scan for kernels walks the whole namespace
+    stop = threading.Event()
+
+    def import_into_it() -> None:
+        n = 0
+        while not stop.is_set():
+            setattr(module, f"sub_{n}", n)
+            delattr(module, f"sub_{n}")
+            n += 1
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    thread = threading.Thread(target=import_into_it)
+    thread.start()
+    try:
+        for _ in range(300):
+            assert isinstance(jit._twin_of(module), jit._TwinModule)
+    finally:
+        stop.set()
+        thread.join()
+        sys.setswitchinterval(interval)

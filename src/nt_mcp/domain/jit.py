@@ -58,11 +58,11 @@ def python_twin(kernel: Dispatcher[Any]) -> Callable[..., Any]:
         if twin is not None:
             return twin
         function = kernel.py_func
-        namespace = dict(function.__globals__)
+        namespace = function.__globals__.copy()  # one C-level copy: another thread may be importing into it
         cells = tuple(types.CellType() for _ in function.__closure__ or ())
         twin = types.FunctionType(function.__code__, namespace, function.__name__, function.__defaults__, cells or None)
         _twins[kernel] = twin  # before filling it in: kernels may call each other
-        for name, value in function.__globals__.items():
+        for name, value in list(namespace.items()):
             namespace[name] = _twin_of(value)
         for cell, original in zip(cells, function.__closure__ or (), strict=True):
             cell.cell_contents = _twin_of(original.cell_contents)
@@ -73,7 +73,9 @@ def _twin_of(value: Any) -> Any:
     """``value`` as a twin sees it: a kernel becomes its twin, a module holding kernels a view of them."""
     if isinstance(value, Dispatcher):
         return python_twin(value)
-    if isinstance(value, types.ModuleType) and any(isinstance(v, Dispatcher) for v in vars(value).values()):
+    # A snapshot of the module's namespace: iterating it live fails ("dictionary changed size during
+    # iteration") while another thread imports a submodule into it, as the warm-up thread does.
+    if isinstance(value, types.ModuleType) and any(isinstance(v, Dispatcher) for v in list(vars(value).values())):
         return _TwinModule(value)
     return value
 
