@@ -86,6 +86,80 @@ def _entry_units(cash, px, sizing, size, whole_units, c_pct, c_fixed):  # type: 
     return units
 
 
+@njit(cache=True, inline="always")
+def _execute_signal(  # type: ignore[no-untyped-def]
+    target,
+    open_px,
+    i,
+    cash,
+    pos,
+    direction,
+    entry_price,
+    entry_bar,
+    entry_comm,
+    sizing,
+    size,
+    whole_units,
+    c_pct,
+    c_fixed,
+    slippage,
+):
+    """A signal ``target`` (+1, -1 or 0, not ``direction``, the open position's sign) executed at bar ``i``'s
+    open ``open_px``: the open position, if any, is closed at ``open_px * (1 - direction * slippage)``
+    (commission ``c_fixed + |pos| * px * c_pct``; ``cash += pos * (px - entry_price) - commission``), then,
+    unless ``target`` is 0, one is opened at ``px = open_px * (1 + target * slippage)`` with `_entry_units`
+    (``cash -= c_fixed + units * px * c_pct``), or the order is cancelled (no units).
+
+    Returns the position after it, ``(cash, pos, direction, entry_price, entry_bar, entry_comm)``, whether
+    the entry order was cancelled (``refused``), whether a position was closed (``closed``), and the
+    closed trade: its exit price, total commission, size, entry price and entry bar. Both simulations
+    (`_simulate_without_exits`, `fused_sma.sma_crossover_backtest`) execute their signals here, each writing
+    the closed trade in its own table."""
+    closed = False
+    exit_px = 0.0
+    total_comm = 0.0
+    closed_size = pos
+    closed_entry = entry_price
+    closed_bar = entry_bar
+    if pos != 0.0:
+        px = open_px * (1.0 - direction * slippage)
+        comm = c_fixed + abs(pos) * px * c_pct
+        cash += pos * (px - entry_price) - comm
+        closed = True
+        exit_px = px
+        total_comm = entry_comm + comm
+        pos = 0.0
+        direction = 0.0
+    refused = False
+    if target != 0.0:
+        px = open_px * (1.0 + target * slippage)
+        units = _entry_units(cash, px, sizing, size, whole_units, c_pct, c_fixed)
+        if units > 0.0:
+            pos = target * units
+            direction = target
+            entry_price = px
+            entry_bar = i
+            entry_comm = c_fixed + units * px * c_pct
+            cash -= entry_comm
+        else:
+            refused = True
+    return (
+        cash,
+        pos,
+        direction,
+        entry_price,
+        entry_bar,
+        entry_comm,
+        refused,
+        closed,
+        exit_px,
+        total_comm,
+        closed_size,
+        closed_entry,
+        closed_bar,
+    )
+
+
 @njit(cache=True)
 def _simulate_without_exits(  # type: ignore[no-untyped-def]
     open_, close, signal, cash, sizing, size, whole_units, c_pct, c_fixed, slippage, close_at_end, equity
@@ -112,26 +186,42 @@ def _simulate_without_exits(  # type: ignore[no-untyped-def]
         if i > 0:
             target = signal[i - 1]
             if target != direction and not np.isnan(target):
-                if pos != 0.0:
-                    px = open_[i] * (1.0 - direction * slippage)
-                    comm = c_fixed + abs(pos) * px * c_pct
-                    cash += pos * (px - entry_price) - comm
-                    _write(trades, k, entry_bar, i, entry_price, px, pos, entry_comm + comm, EXIT_SIGNAL)
+                (
+                    cash,
+                    pos,
+                    direction,
+                    entry_price,
+                    entry_bar,
+                    entry_comm,
+                    refused,
+                    closed,
+                    px,
+                    comm,
+                    closed_size,
+                    closed_entry,
+                    closed_bar,
+                ) = _execute_signal(
+                    target,
+                    open_[i],
+                    i,
+                    cash,
+                    pos,
+                    direction,
+                    entry_price,
+                    entry_bar,
+                    entry_comm,
+                    sizing,
+                    size,
+                    whole_units,
+                    c_pct,
+                    c_fixed,
+                    slippage,
+                )
+                if closed:
+                    _write(trades, k, closed_bar, i, closed_entry, px, closed_size, comm, EXIT_SIGNAL)
                     k += 1
-                    pos = 0.0
-                    direction = 0.0
-                if target != 0.0:
-                    px = open_[i] * (1.0 + target * slippage)
-                    units = _entry_units(cash, px, sizing, size, whole_units, c_pct, c_fixed)
-                    if units > 0.0:
-                        pos = target * units
-                        direction = target
-                        entry_price = px
-                        entry_bar = i
-                        entry_comm = c_fixed + units * px * c_pct
-                        cash -= entry_comm
-                    else:
-                        cancelled += 1
+                if refused:
+                    cancelled += 1
         eq = cash + pos * (close[i] - entry_price)
         if eq <= 0.0:
             if pos != 0.0:
