@@ -59,7 +59,8 @@ from nt_mcp.domain.backtest.kernel import (
     EXIT_OPEN,
     EXIT_RUIN,
     EXIT_SIGNAL,
-    _execute_signal,
+    _close_fill,
+    _open_fill,
 )
 from nt_mcp.domain.backtest.metrics import path_step
 from nt_mcp.domain.strategies.indicators import _kahan_add
@@ -372,42 +373,25 @@ def sma_crossover_backtest(  # type: ignore[no-untyped-def]
         i = stop
         target = ev_val[e]
         if target != direction:
-            (
-                cash,
-                pos,
-                direction,
-                entry_price,
-                entry_bar,
-                entry_comm,
-                refused,
-                closed,
-                px,
-                comm,
-                closed_size,
-                closed_entry,
-                closed_bar,
-            ) = _execute_signal(
-                target,
-                ev_open[e],
-                i,
-                cash,
-                pos,
-                direction,
-                entry_price,
-                entry_bar,
-                entry_comm,
-                sizing,
-                size,
-                whole_units,
-                c_pct,
-                c_fixed,
-                slippage,
-            )
-            if closed:
-                _record(ints, floats, k, closed_bar, i, closed_entry, px, closed_size, comm, EXIT_SIGNAL, px)
+            if pos != 0.0:
+                cash, px, comm = _close_fill(ev_open[e], pos, direction, entry_price, cash, c_pct, c_fixed, slippage)
+                _record(ints, floats, k, entry_bar, i, entry_price, px, pos, entry_comm + comm, EXIT_SIGNAL, px)
                 k += 1
-            if refused:
-                cancelled += 1
+                pos = 0.0
+                direction = 0.0
+            if target != 0.0:
+                px, units, comm = _open_fill(
+                    target, ev_open[e], cash, sizing, size, whole_units, c_pct, c_fixed, slippage
+                )
+                if units > 0.0:
+                    pos = target * units
+                    direction = target
+                    entry_price = px
+                    entry_bar = i
+                    entry_comm = comm
+                    cash -= entry_comm
+                else:
+                    cancelled += 1
         e += 1
     if ruined < 0:  # the last bar (no path step here: it is taken after the end-of-run fill below)
         eq = cash + pos * (close[last] - entry_price)

@@ -87,77 +87,26 @@ def _entry_units(cash, px, sizing, size, whole_units, c_pct, c_fixed):  # type: 
 
 
 @njit(cache=True, inline="always")
-def _execute_signal(  # type: ignore[no-untyped-def]
-    target,
-    open_px,
-    i,
-    cash,
-    pos,
-    direction,
-    entry_price,
-    entry_bar,
-    entry_comm,
-    sizing,
-    size,
-    whole_units,
-    c_pct,
-    c_fixed,
-    slippage,
-):
-    """A signal ``target`` (+1, -1 or 0, not ``direction``, the open position's sign) executed at bar ``i``'s
-    open ``open_px``: the open position, if any, is closed at ``open_px * (1 - direction * slippage)``
-    (commission ``c_fixed + |pos| * px * c_pct``; ``cash += pos * (px - entry_price) - commission``), then,
-    unless ``target`` is 0, one is opened at ``px = open_px * (1 + target * slippage)`` with `_entry_units`
-    (``cash -= c_fixed + units * px * c_pct``), or the order is cancelled (no units).
+def _close_fill(open_px, pos, direction, entry_price, cash, c_pct, c_fixed, slippage):  # type: ignore[no-untyped-def]
+    """The position ``pos`` (sign ``direction``, entered at ``entry_price``) closed on a signal at the open
+    ``open_px``: its fill ``px = open_px * (1 - direction * slippage)``, commission ``comm = c_fixed + |pos| *
+    px * c_pct``, and the cash after it, ``cash + (pos * (px - entry_price) - comm)``. Returns ``(cash, px,
+    comm)``. Both simulations (`_simulate_without_exits`, `fused_sma.sma_crossover_backtest`) execute their
+    signals with it and `_open_fill`, each writing the trade in its own table (one helper returning the whole
+    new position, tried first, made `_simulate_without_exits` ~10 % slower)."""
+    px = open_px * (1.0 - direction * slippage)
+    comm = c_fixed + abs(pos) * px * c_pct
+    return cash + (pos * (px - entry_price) - comm), px, comm
 
-    Returns the position after it, ``(cash, pos, direction, entry_price, entry_bar, entry_comm)``, whether
-    the entry order was cancelled (``refused``), whether a position was closed (``closed``), and the
-    closed trade: its exit price, total commission, size, entry price and entry bar. Both simulations
-    (`_simulate_without_exits`, `fused_sma.sma_crossover_backtest`) execute their signals here, each writing
-    the closed trade in its own table."""
-    closed = False
-    exit_px = 0.0
-    total_comm = 0.0
-    closed_size = pos
-    closed_entry = entry_price
-    closed_bar = entry_bar
-    if pos != 0.0:
-        px = open_px * (1.0 - direction * slippage)
-        comm = c_fixed + abs(pos) * px * c_pct
-        cash += pos * (px - entry_price) - comm
-        closed = True
-        exit_px = px
-        total_comm = entry_comm + comm
-        pos = 0.0
-        direction = 0.0
-    refused = False
-    if target != 0.0:
-        px = open_px * (1.0 + target * slippage)
-        units = _entry_units(cash, px, sizing, size, whole_units, c_pct, c_fixed)
-        if units > 0.0:
-            pos = target * units
-            direction = target
-            entry_price = px
-            entry_bar = i
-            entry_comm = c_fixed + units * px * c_pct
-            cash -= entry_comm
-        else:
-            refused = True
-    return (
-        cash,
-        pos,
-        direction,
-        entry_price,
-        entry_bar,
-        entry_comm,
-        refused,
-        closed,
-        exit_px,
-        total_comm,
-        closed_size,
-        closed_entry,
-        closed_bar,
-    )
+
+@njit(cache=True, inline="always")
+def _open_fill(target, open_px, cash, sizing, size, whole_units, c_pct, c_fixed, slippage):  # type: ignore[no-untyped-def]
+    """An entry in direction ``target`` (+1 or -1) on a signal at the open ``open_px``: its fill ``px = open_px
+    * (1 + target * slippage)``, the units `_entry_units` buys with ``cash`` (the order is cancelled unless
+    positive) and their commission ``c_fixed + units * px * c_pct``. Returns ``(px, units, commission)``."""
+    px = open_px * (1.0 + target * slippage)
+    units = _entry_units(cash, px, sizing, size, whole_units, c_pct, c_fixed)
+    return px, units, c_fixed + units * px * c_pct
 
 
 @njit(cache=True)
@@ -186,42 +135,25 @@ def _simulate_without_exits(  # type: ignore[no-untyped-def]
         if i > 0:
             target = signal[i - 1]
             if target != direction and not np.isnan(target):
-                (
-                    cash,
-                    pos,
-                    direction,
-                    entry_price,
-                    entry_bar,
-                    entry_comm,
-                    refused,
-                    closed,
-                    px,
-                    comm,
-                    closed_size,
-                    closed_entry,
-                    closed_bar,
-                ) = _execute_signal(
-                    target,
-                    open_[i],
-                    i,
-                    cash,
-                    pos,
-                    direction,
-                    entry_price,
-                    entry_bar,
-                    entry_comm,
-                    sizing,
-                    size,
-                    whole_units,
-                    c_pct,
-                    c_fixed,
-                    slippage,
-                )
-                if closed:
-                    _write(trades, k, closed_bar, i, closed_entry, px, closed_size, comm, EXIT_SIGNAL)
+                if pos != 0.0:
+                    cash, px, comm = _close_fill(open_[i], pos, direction, entry_price, cash, c_pct, c_fixed, slippage)
+                    _write(trades, k, entry_bar, i, entry_price, px, pos, entry_comm + comm, EXIT_SIGNAL)
                     k += 1
-                if refused:
-                    cancelled += 1
+                    pos = 0.0
+                    direction = 0.0
+                if target != 0.0:
+                    px, units, comm = _open_fill(
+                        target, open_[i], cash, sizing, size, whole_units, c_pct, c_fixed, slippage
+                    )
+                    if units > 0.0:
+                        pos = target * units
+                        direction = target
+                        entry_price = px
+                        entry_bar = i
+                        entry_comm = comm
+                        cash -= entry_comm
+                    else:
+                        cancelled += 1
         eq = cash + pos * (close[i] - entry_price)
         if eq <= 0.0:
             if pos != 0.0:
