@@ -68,6 +68,7 @@ from nt_mcp.domain.strategies.indicators import _kahan_add
 BLOCK_BARS = 1024  # bars per block (re-anchor and error bound), at least 8 slow windows
 _U = 2.0**-53
 _U1 = np.uint64(1)
+_FILL = np.uint64(32)  # bars a flat segment is filled at a time
 _MIN_POSITIVE = 5e-324  # the smallest positive double: eq >= it exactly when eq > 0
 
 
@@ -339,6 +340,7 @@ def sma_crossover_backtest(  # type: ignore[no-untyped-def]
     long_ns = ts_ns[0] - ts_ns[0]
     found = False
     ruined = -1
+    u_n = np.uint64(n)
     lo = np.inf  # eq >= lo: eq > 0 and eq >= bound_e (NaN if bound_e is)
     i = 0
     e = 0
@@ -350,7 +352,17 @@ def sma_crossover_backtest(  # type: ignore[no-untyped-def]
         u = np.uint64(i)
         if pos == 0.0 and cash < top and cash >= lo:
             # flat, and cash changes nothing on the path: every bar's equity is cash (cash + 0.0 * (close -
-            # entry) with finite prices, as `Bars` has them), and every bar is skipped
+            # entry) with finite prices, as `Bars` has them), and every bar is skipped. Filled 32 bars at a
+            # time, running past u_end by up to 31 bars when it is 32 bars or more from the end (the next
+            # segments write those bars again, in order): a loop whose trip count is mostly 1 or 2, where a
+            # vectorised loop and its remainder loop both guessed their exits wrong on most segments
+            # (~0.13 ms of ~1.6 at 1M bars, 19k flat segments)
+            if u_end + _FILL <= u_n:
+                while u < u_end:
+                    for q in range(32):
+                        equity[u + np.uint64(q)] = cash
+                    u += _FILL
+                u = u_end
             while u < u_end:
                 equity[u] = cash
                 u += _U1
