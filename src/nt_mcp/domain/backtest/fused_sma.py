@@ -160,8 +160,12 @@ def crossover_events(close, fast, slow, down_value, signals, capacity):  # type:
     bar, from bar ``slow`` on: ``n - slow + 1`` always suffices).
 
     Block by block; within a block, past the warm-up, a tight inner loop moves the two sums on while the
-    averages stay, provably, on the side of the last bar (``d * rel > bound``); any other bar (a possible
-    crossing, a near tie, the warm-up) leaves it for the general step."""
+    averages stay, provably, on the side of the last bar (``d * rel > bound``), and records a bar proven on
+    the other side (``d * rel < -bound``: a crossover) without leaving it; any other bar (a near tie, an
+    undefined side, the warm-up, a full event list) leaves it for the general step. In that loop ``d * rel``
+    is taken as ``pf * (rf * rel) - ps * (rs * rel)``: the same number for ``rel = +-1`` (negation is exact
+    and rounding symmetric), and 0 or NaN, never above the bound, for ``rel = 0``; one product a bar fewer
+    (the loop and its exits were ~0.17 ms of ~2.2 at 1M bars faster, in-process A/B)."""
     n = close.shape[0]
     ev_bar = np.empty(capacity, dtype=np.int64)
     ev_val = np.empty(capacity, dtype=np.float64)
@@ -251,6 +255,8 @@ def crossover_events(close, fast, slow, down_value, signals, capacity):  # type:
             # the common bar: the same sums, proven on the same side as the last (unsigned indices: no
             # negative-index wraparound code in the loop)
             j = np.uint64(i)
+            rfr = rf * rel  # exact: rel is +1, -1 or 0, and (a - b) * -1 == -a - -b
+            rsr = rs * rel
             while True:
                 v = close[j]
                 pf += v - close[j - u_fast]
@@ -259,8 +265,20 @@ def crossover_events(close, fast, slow, down_value, signals, capacity):  # type:
                 w = close[jk if jk < u_last else u_last]
                 nlo = w if w < nlo else nlo
                 nhi = w if w > nhi else nhi
-                if not ((pf * rf - ps * rs) * rel > bound):
-                    break
+                dr = pf * rfr - ps * rsr
+                if not (dr > bound):
+                    if not (dr < -bound) or count == capacity:
+                        break
+                    # proven on the other side of the last bar (rel is +1 or -1): a crossover at bar j
+                    val = 1.0 if rel < 0.0 else down_value
+                    ev_bar[count] = np.int64(j)
+                    ev_val[count] = val
+                    if record:
+                        signals[j] = val
+                    count += 1
+                    rel = -rel
+                    rfr = -rfr
+                    rsr = -rsr
                 j += _U1
                 if j >= u_stop:
                     break
