@@ -137,11 +137,11 @@ def test_run_strategy_equals_signals_then_backtest(config: str, allow_short: boo
 
 
 def test_a_signal_every_bar_overflows_the_event_list_and_runs_again_with_room_for_all() -> None:
-    """The event list has room for a signal every 4 bars; a series that crosses on every bar (fast 1, slow 2
+    """The event list has room for a signal on 2 bars in 3; a series that crosses on every bar (fast 1, slow 2
     on a saw tooth) fills it, and the pass runs again with room for one a bar: the same result."""
     n = 2_000
     close = np.where(np.arange(n) % 2 == 0, 100.0, 101.0) + np.arange(n) * 1e-3
-    _, _, count, _ = fused_sma.crossover_events(close, 1, 2, -1.0, np.empty(0), n // 4 + 64)
+    _, _, count, _ = fused_sma.crossover_events(close, 1, 2, -1.0, np.empty(0), 2 * n // 3 + 64)
     assert count == -1  # overflowed
     _, _, count, _ = fused_sma.crossover_events(close, 1, 2, -1.0, np.empty(0), n - 1)
     assert count == n - 2  # every bar from bar 2 on signals
