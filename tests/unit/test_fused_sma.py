@@ -136,6 +136,27 @@ def test_run_strategy_equals_signals_then_backtest(config: str, allow_short: boo
             _assert_identical(fused, _two_step(bars, params, CONFIGS[config]))
 
 
+def test_a_signal_every_bar_overflows_the_event_list_and_runs_again_with_room_for_all() -> None:
+    """The event list has room for a signal on 2 bars in 3; a series that crosses on every bar (fast 1, slow 2
+    on a saw tooth) fills it, and the pass runs again with room for one a bar: the same result."""
+    n = 2_000
+    close = np.where(np.arange(n) % 2 == 0, 100.0, 101.0) + np.arange(n) * 1e-3
+    _, _, count, _ = fused_sma.crossover_events(close, 1, 2, -1.0, np.empty(0), 2 * n // 3 + 64)
+    assert count == -1  # overflowed
+    _, _, count, _ = fused_sma.crossover_events(close, 1, 2, -1.0, np.empty(0), n - 1)
+    assert count == n - 2  # every bar from bar 2 on signals
+    signals, _, _ = _fused(close, 1, 2, -1.0)
+    assert _same(signals, _reference(close, 1, 2, -1.0))
+    ts = np.datetime64("2021-01-04", "ns") + np.arange(n) * np.timedelta64(1, "h")
+    bars = Bars(ts, close, close * 1.01, close * 0.99, close, np.ones(n))
+    for allow_short in (False, True):
+        params = {"fast": 1, "slow": 2, "allow_short": allow_short}
+        config = CONFIGS["costs-slippage"]
+        fused = run_strategy(bars, "sma_crossover", params, config)
+        assert len(fused.trades) >= n // 2 - 2
+        _assert_identical(fused, _two_step(bars, params, config))
+
+
 def test_ruin_on_the_fused_path() -> None:
     # a down-cross opens a short, then the price jumps past twice the entry
     close = np.concatenate((np.linspace(100, 110, 30), np.linspace(110, 90, 30), np.full(20, 500.0)))

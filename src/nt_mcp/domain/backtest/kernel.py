@@ -86,6 +86,29 @@ def _entry_units(cash, px, sizing, size, whole_units, c_pct, c_fixed):  # type: 
     return units
 
 
+@njit(cache=True, inline="always")
+def _close_fill(open_px, pos, direction, entry_price, cash, c_pct, c_fixed, slippage):  # type: ignore[no-untyped-def]
+    """The position ``pos`` (sign ``direction``, entered at ``entry_price``) closed on a signal at the open
+    ``open_px``: its fill ``px = open_px * (1 - direction * slippage)``, commission ``comm = c_fixed + |pos| *
+    px * c_pct``, and the cash after it, ``cash + (pos * (px - entry_price) - comm)``. Returns ``(cash, px,
+    comm)``. Both simulations (`_simulate_without_exits`, `fused_sma.sma_crossover_backtest`) execute their
+    signals with it and `_open_fill`, each writing the trade in its own table (one helper returning the whole
+    new position, tried first, made `_simulate_without_exits` ~10 % slower)."""
+    px = open_px * (1.0 - direction * slippage)
+    comm = c_fixed + abs(pos) * px * c_pct
+    return cash + (pos * (px - entry_price) - comm), px, comm
+
+
+@njit(cache=True, inline="always")
+def _open_fill(target, open_px, cash, sizing, size, whole_units, c_pct, c_fixed, slippage):  # type: ignore[no-untyped-def]
+    """An entry in direction ``target`` (+1 or -1) on a signal at the open ``open_px``: its fill ``px = open_px
+    * (1 + target * slippage)``, the units `_entry_units` buys with ``cash`` (the order is cancelled unless
+    positive) and their commission ``c_fixed + units * px * c_pct``. Returns ``(px, units, commission)``."""
+    px = open_px * (1.0 + target * slippage)
+    units = _entry_units(cash, px, sizing, size, whole_units, c_pct, c_fixed)
+    return px, units, c_fixed + units * px * c_pct
+
+
 @njit(cache=True)
 def _simulate_without_exits(  # type: ignore[no-untyped-def]
     open_, close, signal, cash, sizing, size, whole_units, c_pct, c_fixed, slippage, close_at_end, equity
@@ -113,22 +136,21 @@ def _simulate_without_exits(  # type: ignore[no-untyped-def]
             target = signal[i - 1]
             if target != direction and not np.isnan(target):
                 if pos != 0.0:
-                    px = open_[i] * (1.0 - direction * slippage)
-                    comm = c_fixed + abs(pos) * px * c_pct
-                    cash += pos * (px - entry_price) - comm
+                    cash, px, comm = _close_fill(open_[i], pos, direction, entry_price, cash, c_pct, c_fixed, slippage)
                     _write(trades, k, entry_bar, i, entry_price, px, pos, entry_comm + comm, EXIT_SIGNAL)
                     k += 1
                     pos = 0.0
                     direction = 0.0
                 if target != 0.0:
-                    px = open_[i] * (1.0 + target * slippage)
-                    units = _entry_units(cash, px, sizing, size, whole_units, c_pct, c_fixed)
+                    px, units, comm = _open_fill(
+                        target, open_[i], cash, sizing, size, whole_units, c_pct, c_fixed, slippage
+                    )
                     if units > 0.0:
                         pos = target * units
                         direction = target
                         entry_price = px
                         entry_bar = i
-                        entry_comm = c_fixed + units * px * c_pct
+                        entry_comm = comm
                         cash -= entry_comm
                     else:
                         cancelled += 1

@@ -169,13 +169,10 @@ def trade_figures(entry_bars, exit_bars, pnl, returns, commissions, n_bars):  # 
             r = returns[t]
             ret_c[closed] = r
             closed += 1
-            if pnl[t] > 0.0:
-                wins += 1
-            if r != r:
-                nan_seen = True
-            else:
-                best = max(best, r)
-                worst = min(worst, r)
+            wins += 1 if pnl[t] > 0.0 else 0  # a select, not a branch: the sign of a pnl is a coin flip
+            nan_seen |= r != r
+            best = r if r > best else best  # NaN passed over (then nan_seen decides)
+            worst = r if r < worst else worst
         else:
             end = n_bars - 1
         if covered >= 0:
@@ -194,16 +191,16 @@ def trade_figures(entry_bars, exit_bars, pnl, returns, commissions, n_bars):  # 
         worst = np.nan
     buf = np.empty(closed, dtype=np.float64)  # the positive returns, then the negative ones, in order
     k = 0
-    for t in range(closed):
-        if ret_c[t] < 0.0:
-            buf[k] = ret_c[t]
-            k += 1
+    for t in range(closed):  # compaction without a branch: always store, advance past the kept ones
+        r = ret_c[t]
+        buf[k] = r
+        k += 1 if r < 0.0 else 0
     losses = abs(pairwise_sum(buf, k))
     k = 0
     for t in range(closed):
-        if ret_c[t] > 0.0:
-            buf[k] = ret_c[t]
-            k += 1
+        r = ret_c[t]
+        buf[k] = r
+        k += 1 if r > 0.0 else 0
     profit_factor = pairwise_sum(buf, k) / losses if losses else np.nan
     expectancy = pairwise_sum(ret_c, closed) / closed
     for t in range(closed):  # the growth factors, in place
