@@ -67,6 +67,22 @@ def test_forward_pass_equals_scikit_learn_and_fits_are_deterministic() -> None:
     np.testing.assert_allclose(model.predict(x), expected, rtol=1e-10, atol=1e-14)
 
 
+def test_a_one_step_horizon_fits_without_a_warning_and_predicts_one_column() -> None:
+    """A horizon of 1 gives a column of targets; sklearn flattens one itself with a DataConversionWarning
+    (a line on the server's stderr at every fit), so the model hands it a flat one."""
+    import warnings
+
+    from sklearn.exceptions import DataConversionWarning
+
+    config = ModelConfig(lags=10, horizon=1, hidden_layers=(8,), max_iter=50, seed=1)
+    x, y = supervised(log_returns(_random_walk(200)), config.lags, config.horizon)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DataConversionWarning)
+        model = fit_model(x, y, config)
+    assert model.coefs[-1].shape[1] == 1
+    assert model.predict(x).shape == (x.shape[0], 1)
+
+
 def test_the_blob_round_trips_and_refuses_anything_else() -> None:
     x, y = supervised(log_returns(_random_walk(300)), TINY.lags, TINY.horizon)
     model = fit_model(x, y, TINY)

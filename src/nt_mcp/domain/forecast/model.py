@@ -216,7 +216,11 @@ def fit_model(features: FloatArray, targets: FloatArray, config: ModelConfig) ->
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        network.fit((x - x_mean) / x_scale, (y - y_mean) / y_scale)
+        scaled_y = (y - y_mean) / y_scale
+        # one horizon: a column vector, which sklearn flattens itself, with a DataConversionWarning on stderr
+        network.fit(
+            (x - x_mean) / x_scale, scaled_y.ravel() if scaled_y.ndim == 2 and scaled_y.shape[1] == 1 else scaled_y
+        )
     return FittedModel(
         config=config,
         coefs=[np.asarray(w, dtype=np.float64) for w in network.coefs_],
