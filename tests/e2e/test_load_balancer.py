@@ -235,9 +235,11 @@ async def test_two_replicas_behind_haproxy(tmp_path: Path, pg_url: str, redis_ur
                 f"SIGTERM replica1: 20 next calls ok, served {dict((n, after[n] - before[n]) for n in after)}; "
                 f"HAProxy marked it DOWN {time.monotonic() - stopped_at - down_after:.1f}+{down_after:.1f} s after"
             )
-            # a call or two may still reach replica1 before it handles the signal; the rest are
-            # refused (503 while draining, then connection refused) and redispatched to replica2
-            assert after["replica2"] - before["replica2"] >= 15
+            # replica1 refuses new MCP requests from its signal handler on (503, then connection refused),
+            # and HAProxy retries them on replica2. Before that, uvicorn noticed the signal only at its next
+            # 0.1 s tick and replica1 went on serving: 2 to 6 of these 20 calls. One is allowed for a
+            # signal handled a moment late (delivered to another thread than the event loop's).
+            assert after["replica2"] - before["replica2"] >= 19, (before, after)
             for i in range(5):  # and with replica1 DOWN, nothing is sent to it
                 _ok(await client.call_tool("ping", {"echo": f"down-{i}"}))
             final = served(stack.stats_url)

@@ -7,8 +7,8 @@ forever. `HeaderDeadlineProtocol` closes a connection whose request line and hea
 within ``NT_HTTP_HEADER_TIMEOUT_S`` of its first byte (or of the connection, before any byte); once
 the headers are in, the deadline is off, so slow bodies and long streams are unaffected.
 
-Shutdown order: stop accepting connections -> refuse new MCP requests and wait for running tool
-calls (up to ``NT_SHUTDOWN_GRACE_S``) -> close the SDK's SSE streams -> let uvicorn close the
+Shutdown order: refuse new MCP requests (503, in the signal handler) -> stop accepting connections ->
+wait for running tool calls (up to ``NT_SHUTDOWN_GRACE_S``) -> close the SDK's SSE streams -> let uvicorn close the
 connections -> app lifespan ends (session manager stops, storage and cache pools close) -> exit 0.
 """
 
@@ -21,6 +21,7 @@ import signal
 import socket
 import ssl
 from collections.abc import Callable
+from types import FrameType
 from typing import Any
 
 import h11
@@ -144,6 +145,14 @@ class GracefulServer(uvicorn.Server):
         super().__init__(config)
         self.http_app = app
         self.grace_s = grace_s
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        """The SIGTERM/SIGINT handler: refuse new MCP requests at once (503, which a load balancer
+        retries on another replica), not at uvicorn's next tick. uvicorn notices the signal up to 0.1 s
+        later (its main loop polls ``should_exit``), and meanwhile kept serving new calls on the
+        connections it had: seen as 6 of 20 calls served by a replica already told to stop."""
+        self.http_app.draining = True
+        super().handle_exit(sig, frame)
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         for server in self.servers:  # stop accepting new connections first
