@@ -217,6 +217,9 @@ def build(settings: Settings, transport: str) -> tuple[GracefulServer, uvicorn.S
         redirect = uvicorn.Server(
             uvicorn_config(settings, RedirectToHttps(settings), port=settings.http_redirect_port, tls=False)
         )
+        # both servers install their handler for the signals and the later one gets them: whichever it
+        # is, the main server starts draining at once (`_serve`'s follow stops the other)
+        redirect.handle_exit = main.handle_exit  # type: ignore[method-assign]
     return main, redirect
 
 
